@@ -1,0 +1,36 @@
+"""Fetch-and-authorise helpers: one per object type, used by pages and API alike.
+
+A user who is not a member of a project gets 404 for it and everything in it, so the
+existence of other projects is never revealed; a member without the needed role gets 403.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from annotations.models import Patch, Project, Role, Tile
+
+
+def access_project(user, slug: str, role: str = Role.VIEWER) -> Project:
+    project = Project.objects.restrict(user).filter(slug=slug).first()
+    if project is None:
+        raise Http404("No such project")
+    if role != Role.VIEWER and project.role_of(user) not in Role.at_least(role):
+        raise PermissionDenied(f"This needs the {role} role in {project.name}")
+    return project
+
+
+def access_patch(user, project: Project, patch_id: int) -> Patch:
+    patch = (Patch.objects.filter(project=project, pk=patch_id)
+             .select_related("slide", "original_label", "current_label", "centre_tile").first())
+    if patch is None:
+        raise Http404("No such patch")
+    return patch
+
+
+def access_tile(user, tile_id: int) -> Tile:
+    tile = Tile.objects.filter(pk=tile_id, project__in=Project.objects.restrict(user)).first()
+    if tile is None:
+        raise Http404("No such tile")
+    return tile

@@ -1,0 +1,77 @@
+from django.contrib import admin
+
+from annotations.models import (
+    ImportJob,
+    LabelClass,
+    Membership,
+    Patch,
+    Project,
+    Review,
+    Slide,
+    Tile,
+)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+class LabelClassInline(admin.TabularInline):
+    model = LabelClass
+    extra = 0
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "organ", "reviews_required", "created_at"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline, LabelClassInline]
+
+
+@admin.register(Slide)
+class SlideAdmin(admin.ModelAdmin):
+    list_display = ["name", "project"]
+    list_filter = ["project"]
+    search_fields = ["name"]
+
+
+@admin.register(Patch)
+class PatchAdmin(admin.ModelAdmin):
+    list_display = ["image_name", "project", "split", "original_label", "current_label",
+                    "status", "version"]
+    list_filter = ["project", "status", "split"]
+    search_fields = ["image_name"]
+    raw_id_fields = ["slide", "centre_tile", "original_label", "current_label", "import_job"]
+    readonly_fields = ["grid", "version", "current_label", "status"]  # changed by reviews only
+    show_full_result_count = False
+
+
+@admin.register(Tile)
+class TileAdmin(admin.ModelAdmin):
+    list_display = ["name", "sha256", "project", "linked"]
+    search_fields = ["sha256", "name"]
+    show_full_result_count = False
+
+
+@admin.register(Review)
+class ReviewAdmin(admin.ModelAdmin):
+    """Reviews are append-only: the admin shows them and never edits or deletes them."""
+
+    list_display = ["patch", "reviewer", "action", "from_label", "to_label", "created_at"]
+    list_filter = ["action"]
+    raw_id_fields = ["patch"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ["project", "kind", "source", "status", "created_at", "finished_at"]
+    list_filter = ["status", "kind"]
+    readonly_fields = ["summary", "error"]

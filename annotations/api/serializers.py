@@ -1,0 +1,49 @@
+from rest_framework import serializers
+
+from annotations.models import ImportJob, LabelClass, Patch, Project, Slide
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+    patch_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Project
+        fields = ["slug", "name", "organ", "description", "licence", "reviews_required",
+                  "audit_fraction", "created_at", "role", "patch_count"]
+
+    def get_role(self, project: Project) -> str | None:
+        return project.role_of(self.context["request"].user)
+
+
+class LabelClassSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LabelClass
+        fields = ["id", "index", "name", "colour", "hotkey"]
+
+
+class SlideSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Slide
+        fields = ["id", "name"]
+
+
+class PatchSerializer(serializers.ModelSerializer):
+    slide = serializers.CharField(source="slide.name")
+    original_label = serializers.CharField(source="original_label.name", allow_null=True)
+    current_label = serializers.CharField(source="current_label.name", allow_null=True)
+    grid = serializers.ListField(child=serializers.IntegerField(allow_null=True),
+                                 help_text="25 tile ids, row-major; null = missing context")
+    centre_tile = serializers.IntegerField(source="centre_tile_id")
+
+    class Meta:
+        model = Patch
+        fields = ["id", "image_name", "slide", "split", "original_label", "current_label",
+                  "status", "version", "centre_tile", "grid", "missing_context", "created_at"]
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ImportJob
+        fields = ["id", "kind", "source", "options", "status", "created_at", "started_at",
+                  "finished_at", "unit", "done", "total", "percent", "summary", "error"]

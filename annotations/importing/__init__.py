@@ -1,0 +1,18 @@
+"""Importers: files on disk (or a tar stream) -> tiles, slides, classes and patches.
+
+Public entry points: :func:`import_spider` and :func:`import_folder`.
+"""
+
+from .errors import ImportAborted, SourceError
+from .folder import import_folder
+from .report import ImportReport, SkippedRecord
+from .spider import import_spider
+
+__all__ = [
+    "ImportAborted",
+    "ImportReport",
+    "SkippedRecord",
+    "SourceError",
+    "import_folder",
+    "import_spider",
+]

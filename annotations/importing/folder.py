@@ -1,0 +1,103 @@
+"""Import class-per-folder images (ImageFolder layout, e.g. CRC-100K) as patches without context.
+
+Layout: ``ROOT/<class>/<image>`` or ``ROOT/train/<class>/<image>`` and ``ROOT/test/...``.
+Such datasets carry no slide ids, so each split gets one stand-in slide, named so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+
+from annotations.models import ImportJob, Project
+from annotations.models.patches import CENTRE_INDEX, GRID_SIZE
+
+from .errors import SourceError
+from .report import ImportReport
+from .run import Progress, finish_job, import_run, job_progress, no_progress, start_job
+from .spider import batched
+from .writer import ProjectWriter
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+SPLITS = ("train", "test")
+
+
+def stand_in_slide(split: str) -> str:
+    return f"(no slide id: {split or 'unsplit'})"
+
+
+def iter_images(root: Path) -> Iterator[tuple[str, str, Path]]:
+    """(split, class name, file) for every image, in a stable (sorted) order."""
+    split_dirs = [(s, root / s) for s in SPLITS if (root / s).is_dir()]
+    if not split_dirs:
+        split_dirs = [("", root)]
+    for split, folder in split_dirs:
+        for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            for file in sorted(class_dir.rglob("*")):
+                if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
+                    yield split, class_dir.name, file
+
+
+def import_folder(project: Project, path: str | Path, *, strict: bool = False,
+                  link: bool = False, job: ImportJob | None = None,
+                  progress: Progress = no_progress) -> ImportReport:
+    root = Path(path)
+    if not root.is_dir():
+        raise SourceError(f"{root}: not a folder")
+    report = ImportReport()
+    writer = ProjectWriter(project, job, report)
+    resolved_root = root.resolve()
+    total = sum(1 for _ in iter_images(root))
+    if total == 0:
+        raise SourceError(f"{root}: no images found in class folders")
+    start_job(job, total, "images")
+    tick = job_progress(job, progress, every=max(1, total // 200))
+
+    def read(file: Path):
+        def reader():
+            real = file.resolve()
+            if not real.is_relative_to(resolved_root):
+                return "file points outside the dataset folder (symlink)", None
+            try:
+                return real.read_bytes(), (str(real) if link else None)
+            except OSError as exc:
+                return f"cannot read: {exc.strerror or exc}", None
+        return reader
+
+    done = 0
+    try:
+        with import_run(writer, strict=strict) as batch_context:
+            for batch in batched(enumerate(iter_images(root)), settings.SPIDER_IMPORT_BATCH):
+                names = {str(file.relative_to(root)): (i, split, label, file)
+                         for i, (split, label, file) in batch}
+                with batch_context():
+                    report.records += len(batch)
+                    existing = writer.existing_patches(set(names))
+                    todo = {n: v for n, v in names.items() if n not in existing}
+                    report.patches_existing += len(names) - len(todo)
+                    tiles = writer.resolve_tiles(
+                        set(todo),
+                        lambda missing, todo=todo: writer.fetch_parallel(
+                            [(n, read(todo[n][3])) for n in missing], expected_size=224))
+                    slides = writer.slide_ids({stand_in_slide(v[1]) for v in todo.values()})
+                    patches = []
+                    for name, (index, split, label, _file) in todo.items():
+                        tile = tiles[name]
+                        if isinstance(tile, str):
+                            report.skip(index, name, tile)
+                            continue
+                        grid: list[int | None] = [None] * (GRID_SIZE * GRID_SIZE)
+                        grid[CENTRE_INDEX] = tile
+                        patches.append(writer.new_patch(
+                            slide_id=slides[stand_in_slide(split)], split=split,
+                            image_name=name, grid=grid, label_id=writer.label_id(label)))
+                    writer.create_patches(patches)
+                done += len(batch)
+                tick(done, total, "images")
+    except Exception as exc:
+        finish_job(job, report, error=str(exc))
+        raise
+    finish_job(job, report)
+    return report

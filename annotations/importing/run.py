@@ -1,0 +1,83 @@
+"""The life cycle every importer shares: job state, batching, strict rollback, progress."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+
+from django.db import transaction
+from django.utils import timezone
+
+from annotations.models import ImportJob
+from annotations.tilestore import delete_stored
+
+from .errors import ImportAborted
+from .report import ImportReport
+from .writer import ProjectWriter
+
+log = logging.getLogger(__name__)
+
+# progress(done, total, unit) is called from the importing thread as work advances.
+Progress = Callable[[int, int | None, str], None]
+
+
+def no_progress(done: int, total: int | None, unit: str) -> None:
+    return None
+
+
+@contextmanager
+def import_run(writer: ProjectWriter, *, strict: bool) -> Iterator[Callable[[], object]]:
+    """Wrap an import: ``--strict`` runs it as one transaction that rolls back (and removes the
+    files it stored) when any record was bad; otherwise each batch commits on its own, so a
+    crash leaves whole batches only and a re-run picks up where it stopped.
+
+    Yields the context manager factory each batch should run in.
+    """
+    outer = transaction.atomic() if strict else nullcontext()
+    try:
+        with outer:
+            yield (lambda: nullcontext()) if strict else transaction.atomic
+            writer.finish()
+            if strict and writer.report.skipped:
+                raise ImportAborted(writer.report)
+    except BaseException:
+        if strict:
+            delete_stored(writer.written)
+        raise
+    finally:
+        writer.close()
+
+
+def start_job(job: ImportJob | None, total: int | None, unit: str) -> None:
+    if job is None:
+        return
+    job.status = ImportJob.Status.RUNNING
+    job.started_at = timezone.now()
+    job.total, job.unit = total, unit
+    job.save(update_fields=["status", "started_at", "total", "unit"])
+
+
+def finish_job(job: ImportJob | None, report: ImportReport, error: str = "") -> None:
+    if job is None:
+        return
+    job.status = ImportJob.Status.FAILED if error else ImportJob.Status.SUCCEEDED
+    job.finished_at = timezone.now()
+    job.summary = report.as_dict()
+    job.error = error
+    if not error and job.total:
+        job.done = job.total
+    job.save(update_fields=["status", "finished_at", "summary", "error", "done"])
+
+
+def job_progress(job: ImportJob | None, progress: Progress, every: int = 1) -> Progress:
+    """A progress callback that also records progress on the job row (throttled)."""
+    state = {"last": 0}
+
+    def report(done: int, total: int | None, unit: str) -> None:
+        progress(done, total, unit)
+        if job is not None and (done - state["last"] >= every or done == total):
+            state["last"] = done
+            ImportJob.objects.filter(pk=job.pk).update(done=done, total=total, unit=unit)
+
+    return report

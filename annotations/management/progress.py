@@ -1,0 +1,90 @@
+"""Shared base for long-running commands: a progress bar on a terminal, a summary at the end."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+from tqdm import tqdm
+
+from annotations.importing.run import Progress
+
+
+class ProgressCommand(BaseCommand):
+    """Adds ``--json``; subclasses call :meth:`progress_bar` and :meth:`finish`."""
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--json", action="store_true",
+                            help="print one JSON object at the end instead of the summary line")
+
+    @contextmanager
+    def progress_bar(self, description: str, *, json_output: bool) -> Iterator[Progress]:
+        show = not json_output and sys.stderr.isatty()
+        bar = tqdm(desc=description, total=None, unit="B", unit_scale=True, disable=not show,
+                   file=sys.stderr, dynamic_ncols=True)
+
+        def update(done: int, total: int | None, unit: str) -> None:
+            if bar.total != total:
+                bar.total = total
+                bar.unit = "B" if unit == "bytes" else f" {unit}"
+                bar.unit_scale = unit == "bytes"
+            bar.n = done
+            bar.refresh()
+
+        try:
+            yield update
+        finally:
+            bar.close()
+
+    def finish(self, result: dict, summary: str, *, json_output: bool) -> None:
+        if json_output:
+            self.stdout.write(json.dumps(result, ensure_ascii=False))
+        else:
+            self.stdout.write(self.style.SUCCESS(summary))
+
+
+class ImportCommand(ProgressCommand):
+    """Base of the import commands: project, job record, progress bar, report, exit status."""
+
+    kind: str = ""
+
+    def add_arguments(self, parser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("path", type=Path)
+        parser.add_argument("--project", required=True, help="project slug (created if new)")
+        parser.add_argument("--link", action="store_true",
+                            help="keep image files where they are instead of copying them")
+        parser.add_argument("--strict", action="store_true",
+                            help="roll the whole import back if any record is bad")
+
+    def run_import(self, project, path: Path, job, progress, options: dict):
+        raise NotImplementedError
+
+    def handle(self, *args, path: Path, project: str, json: bool, **options) -> None:
+        from django.core.management.base import CommandError
+
+        from annotations.actions import get_or_create_project, record_import_job
+        from annotations.importing import ImportAborted, SourceError
+
+        target = get_or_create_project(project, organ=options.get("organ") or "")
+        job_options = {k: options.get(k) for k in ("organ", "link", "strict") if k in options}
+        job = record_import_job(target, self.kind, path, job_options)
+        try:
+            with self.progress_bar(f"import {path.name}", json_output=json) as progress:
+                report = self.run_import(target, path, job, progress, options)
+        except ImportAborted as exc:
+            if json:
+                self.finish(exc.report.as_dict(), "", json_output=True)
+            for bad in exc.report.skipped:
+                self.stderr.write(f"record {bad.index} ({bad.file}): {bad.reason}")
+            raise CommandError(f"--strict: {exc}") from exc
+        except (SourceError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        if not json:
+            for bad in report.skipped:
+                self.stderr.write(f"skipped record {bad.index} ({bad.file}): {bad.reason}")
+        self.finish(report.as_dict(), report.summary_line(), json_output=json)

@@ -1,0 +1,30 @@
+"""Login everywhere, and the demo's automatic login."""
+
+from django.conf import settings
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth.middleware import LoginRequiredMiddleware
+
+
+class LoginRequiredEverywhereMiddleware(LoginRequiredMiddleware):
+    """Every page needs a login; the API answers 401/403 itself (token or session auth)."""
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.path_info.startswith("/api/"):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)
+
+
+class DemoAutoLoginMiddleware:
+    """Logs anonymous visitors in as SPIDER_DEMO_AUTOLOGIN_USER (settings allow it with DEBUG
+    only), so the local demo opens logged in."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        self.username = settings.DEMO_AUTOLOGIN_USER
+
+    def __call__(self, request):
+        if self.username and not request.user.is_authenticated:
+            user = get_user_model().objects.filter(username=self.username).first()
+            if user is not None:
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return self.get_response(request)

@@ -1,0 +1,23 @@
+"""Data model of a review project: who may do what, and the patches under review."""
+
+from .jobs import ImportJob
+from .patches import Patch, PatchStatus, Split
+from .projects import LabelClass, Membership, Project, Role, Slide
+from .reviews import Review, ReviewAction
+from .tiles import Tile, TileName
+
+__all__ = [
+    "ImportJob",
+    "LabelClass",
+    "Membership",
+    "Patch",
+    "PatchStatus",
+    "Project",
+    "Review",
+    "ReviewAction",
+    "Role",
+    "Slide",
+    "Split",
+    "Tile",
+    "TileName",
+]

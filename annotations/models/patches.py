@@ -1,0 +1,72 @@
+"""Patches: a central tile with its label, in a 5x5 grid of context tiles."""
+
+from django.db import models
+
+from .projects import LabelClass, Project, Slide
+from .tiles import Tile
+
+GRID_SIZE = 5
+CENTRE_INDEX = 12  # row-major index of "2_2" in the 5x5 grid
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "Train"
+    TEST = "test", "Test"
+    NONE = "", "None"
+
+
+class PatchStatus(models.TextChoices):
+    UNREVIEWED = "unreviewed", "Unreviewed"
+    CONFIRMED = "confirmed", "Confirmed"
+    CORRECTED = "corrected", "Corrected"
+    UNSURE = "unsure", "Unsure"
+    EXCLUDED = "excluded", "Excluded"
+    DISPUTED = "disputed", "Disputed"
+
+
+class Patch(models.Model):
+    """A central 224x224 patch to be reviewed.
+
+    ``grid`` lists the 25 tile ids of the 1120x1120 context in row-major order (``None`` for a
+    missing neighbour, shown blank). It is only ever read whole, never filtered or counted on.
+    ``current_label`` and ``status`` are derived from the review history and kept here so the
+    queues can sort and filter on indexed columns; ``version`` increases with every change so a
+    stale edit is detected instead of overwriting a newer one.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="patches")
+    slide = models.ForeignKey(Slide, on_delete=models.PROTECT, related_name="patches")
+    split = models.CharField(max_length=8, choices=Split.choices, blank=True)
+    image_name = models.CharField(max_length=255)
+    centre_tile = models.ForeignKey(Tile, on_delete=models.PROTECT, related_name="+")
+    grid = models.JSONField(help_text="25 tile ids, row-major; null where context is missing")
+    missing_context = models.PositiveSmallIntegerField(default=0)
+    original_label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, null=True,
+                                       blank=True, related_name="+")
+    current_label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, null=True,
+                                      blank=True, related_name="+")
+    status = models.CharField(max_length=16, choices=PatchStatus.choices,
+                              default=PatchStatus.UNREVIEWED)
+    version = models.PositiveIntegerField(default=1)
+    import_job = models.ForeignKey("annotations.ImportJob", on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="patches")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "patches"
+        constraints = [
+            models.UniqueConstraint(fields=["project", "image_name"], name="patch_name_once"),
+            models.CheckConstraint(condition=models.Q(split__in=["train", "test", ""]),
+                                   name="patch_split_known"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "id"], name="patch_project_id"),
+            models.Index(fields=["project", "current_label", "id"], name="patch_current_label"),
+            models.Index(fields=["project", "original_label", "id"], name="patch_original_label"),
+            models.Index(fields=["project", "status", "id"], name="patch_status"),
+            models.Index(fields=["project", "split", "id"], name="patch_split"),
+            models.Index(fields=["project", "slide", "id"], name="patch_slide"),
+        ]
+
+    def __str__(self) -> str:
+        return self.image_name

@@ -1,0 +1,47 @@
+"""Where tile bytes live: content-addressed files in Django's default storage, or links.
+
+Every read of a tile image goes through :func:`open_tile`, so a tile stored under
+MEDIA_ROOT, on S3 (via SPIDER_STORAGE_BACKEND) or linked in place reads the same way.
+"""
+
+from __future__ import annotations
+
+from typing import IO, TYPE_CHECKING
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+if TYPE_CHECKING:
+    from annotations.models import Tile
+
+
+def storage_name(sha256: str, extension: str = "png") -> str:
+    return f"tiles/{sha256[:2]}/{sha256[2:4]}/{sha256}.{extension}"
+
+
+def store_tile_bytes(sha256: str, data: bytes, extension: str = "png") -> tuple[str, bool]:
+    """Save ``data`` under its content address; returns (name, whether it was newly written)."""
+    name = storage_name(sha256, extension)
+    if default_storage.exists(name):
+        return name, False
+    saved = default_storage.save(name, ContentFile(data))
+    if saved != name:  # a concurrent writer won the race; identical content, keep one copy
+        default_storage.delete(saved)
+        return name, False
+    return name, True
+
+
+def delete_stored(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
+
+
+def open_tile(tile: Tile) -> IO[bytes]:
+    if tile.linked:
+        return open(tile.file, "rb")
+    return default_storage.open(tile.file, "rb")
+
+
+def read_tile(tile: Tile) -> bytes:
+    with open_tile(tile) as handle:
+        return handle.read()

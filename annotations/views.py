@@ -1,0 +1,110 @@
+"""Server-rendered pages: project list and page, patch browser, patch in context, members."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from annotations.access import access_patch, access_project, access_tile
+from annotations.actions import remove_membership, set_membership
+from annotations.filters import PatchFilterSet
+from annotations.models import Membership, Patch, Project, Role
+from annotations.models.patches import CENTRE_INDEX
+from annotations.stats import class_counts, slide_counts, split_counts, status_counts
+from annotations.tilestore import open_tile
+
+PAGE_SIZE = 60
+
+
+def project_list(request: HttpRequest) -> HttpResponse:
+    projects = Project.objects.restrict(request.user).order_by("name")
+    return render(request, "annotations/project_list.html", {"projects": projects})
+
+
+def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    project = access_project(request.user, slug)
+    n_slides, top_slides = slide_counts(project)
+    return render(request, "annotations/project_detail.html", {
+        "project": project,
+        "role": project.role_of(request.user),
+        "classes": class_counts(project),
+        "statuses": status_counts(project),
+        "splits": split_counts(project),
+        "n_slides": n_slides,
+        "top_slides": top_slides,
+        "n_patches": project.patches.count(),
+        "jobs": project.import_jobs.all()[:10],
+    })
+
+
+def patch_list(request: HttpRequest, slug: str) -> HttpResponse:
+    """Keyset-paged patch browser: ``?after=<id>`` continues after the last patch shown."""
+    project = access_project(request.user, slug)
+    filterset = PatchFilterSet(request.GET, queryset=Patch.objects.filter(project=project),
+                               project=project)
+    patches = filterset.qs.select_related("current_label", "original_label", "slide")
+    after = request.GET.get("after", "")
+    if after.isdigit():
+        patches = patches.filter(id__gt=int(after))
+    page = list(patches.order_by("id")[: PAGE_SIZE + 1])
+    has_next = len(page) > PAGE_SIZE
+    page = page[:PAGE_SIZE]
+    query = request.GET.copy()
+    query.pop("after", None)
+    return render(request, "annotations/patch_list.html", {
+        "project": project, "filter": filterset, "patches": page,
+        "next_after": page[-1].id if has_next else None,
+        "query": query.urlencode(), "is_first_page": not after,
+    })
+
+
+def patch_detail(request: HttpRequest, slug: str, patch_id: int) -> HttpResponse:
+    project = access_project(request.user, slug)
+    patch = access_patch(request.user, project, patch_id)
+    cells = [{"tile": tile, "centre": i == CENTRE_INDEX, "row": i // 5, "col": i % 5}
+             for i, tile in enumerate(patch.grid)]
+    history = patch.reviews.select_related("reviewer", "from_label", "to_label").order_by("id")
+    return render(request, "annotations/patch_detail.html", {
+        "project": project, "patch": patch, "cells": cells, "history": history,
+    })
+
+
+def tile_image(request: HttpRequest, tile_id: int) -> FileResponse:
+    """A tile's bytes; content-addressed, so browsers may cache it for good."""
+    tile = access_tile(request.user, tile_id)
+    content_type = "image/png" if tile.file.endswith(".png") or tile.linked else None
+    response = FileResponse(open_tile(tile), content_type=content_type)
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    response["ETag"] = f'"{tile.sha256}"'
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def members(request: HttpRequest, slug: str) -> HttpResponse:
+    project = access_project(request.user, slug, role=Role.ADMIN)
+    if request.method == "POST":
+        User = get_user_model()
+        user = User.objects.filter(username=request.POST.get("username", "")).first()
+        if user is None:
+            messages.error(request, f"No user named {request.POST.get('username', '')!r}.")
+        elif request.POST.get("action") == "remove":
+            if user == request.user:
+                messages.error(request, "You cannot remove yourself.")
+            else:
+                remove_membership(project, user)
+                messages.success(request, f"{user.username} removed.")
+        else:
+            role = request.POST.get("role", "")
+            if role not in Role.values:
+                messages.error(request, f"Unknown role {role!r}.")
+            else:
+                set_membership(project, user, role)
+                messages.success(request, f"{user.username} is now {role}.")
+        return redirect("members", slug=project.slug)
+    memberships = Membership.objects.filter(project=project).select_related("user") \
+        .order_by("user__username")
+    return render(request, "annotations/members.html", {
+        "project": project, "memberships": memberships, "roles": Role.choices})

@@ -1,0 +1,62 @@
+"""Shared fixtures: users in every role, real tissue cut into SPIDER folders, media in tmp."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from annotations.actions import get_or_create_project, set_membership
+from annotations.models import Role
+from annotations.sample_data import build_spider_folder
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_isolated(settings, tmp_path):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(scope="session")
+def sample_spider(tmp_path_factory) -> Path:
+    """A SPIDER folder cut from the real sample (2 slides), built once per session."""
+    root = tmp_path_factory.mktemp("sample") / "SPIDER-skin"
+    build_spider_folder(root, slides=2, compress_level=1)
+    return root
+
+
+@pytest.fixture
+def spider_copy(sample_spider, tmp_path) -> Path:
+    """A private copy of the sample folder that a test may damage."""
+    target = tmp_path / "SPIDER-copy"
+    shutil.copytree(sample_spider, target)
+    return target
+
+
+@pytest.fixture
+def users(db):
+    User = get_user_model()
+    return {name: User.objects.create_user(name, password="pw")
+            for name in ("admin", "reviewer", "viewer", "outsider")}
+
+
+@pytest.fixture
+def project(users):
+    project = get_or_create_project("skin", name="Skin")
+    set_membership(project, users["admin"], Role.ADMIN)
+    set_membership(project, users["reviewer"], Role.REVIEWER)
+    set_membership(project, users["viewer"], Role.VIEWER)
+    return project
+
+
+@pytest.fixture
+def imported(project, sample_spider):
+    from annotations.importing import import_spider
+
+    import_spider(project, sample_spider)
+    return project
