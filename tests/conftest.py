@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 
 from annotations.actions import get_or_create_project, set_membership
 from annotations.models import Role
@@ -56,7 +58,6 @@ def project(users):
 
 @pytest.fixture
 def imported(project, sample_spider):
-    from annotations.importing import import_spider
-
-    import_spider(project, sample_spider)
+    call_command("import_spider", str(sample_spider), project=project.slug, json=True,
+                 stdout=io.StringIO())
     return project

@@ -124,6 +124,8 @@ def _import_tar_source(project, stream: TarStream, report, *, allowed, strict, j
             for batch in batched(iter_records(handle), settings.SPIDER_IMPORT_BATCH):
                 with batch_context():
                     _import_records(writer, batch, fetch)
+        with batch_context():
+            writer.prune_unreferenced()
 
 
 def _import_records(writer: ProjectWriter, batch: list[tuple[int, object]], fetch) -> None:

@@ -52,6 +52,13 @@ class IdBitmap:
         self._bits[byte] |= mask
         return True
 
+    def __iter__(self):
+        for byte, bits in enumerate(self._bits):
+            if bits:
+                for bit in range(8):
+                    if bits & (1 << bit):
+                        yield byte * 8 + bit
+
     def __contains__(self, value: int) -> bool:
         byte, bit = divmod(value, 8)
         return byte < len(self._bits) and bool(self._bits[byte] & (1 << bit))
@@ -232,6 +239,14 @@ class ProjectWriter:
                      missing_context=sum(1 for tile in grid if tile is None),
                      original_label_id=label_id, current_label_id=label_id,
                      import_job=self.job)
+
+    def prune_unreferenced(self) -> int:
+        """Drop tiles this import created that no record uses (an archive holds every image
+        of the dataset, including ones no record points to)."""
+        unused = [tile_id for tile_id in self._created if tile_id not in self._seen]
+        for start in range(0, len(unused), 5000):
+            Tile.objects.filter(id__in=unused[start:start + 5000]).delete()
+        return len(unused)
 
     def finish(self) -> None:
         self.report.classes = list(self.project.classes.order_by("index")

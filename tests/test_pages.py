@@ -1,0 +1,68 @@
+"""The project page, the patch browser (filters, keyset paging) and the patch page."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from annotations.models import LabelClass, Patch
+
+
+def test_project_page_counts(client, users, imported):
+    client.force_login(users["viewer"])
+    html = client.get(reverse("project-detail", args=[imported.slug])).content.decode()
+    total = Patch.objects.filter(project=imported).count()
+    assert f"{total} patches" in html
+    for cls in LabelClass.objects.filter(project=imported):
+        n = Patch.objects.filter(project=imported, original_label=cls).count()
+        assert re.search(rf">{re.escape(cls.name)}</a></td><td class=\"num\">{n}<", html), cls
+    train = Patch.objects.filter(project=imported, split="train").count()
+    assert re.search(rf">train</a></td><td class=\"num\">{train}<", html)
+    assert re.search(rf"Unreviewed</td><td class=\"num\">{total}<", html)
+    assert "succeeded" in html  # the import job is listed
+
+
+def test_patch_browser_filters_and_keyset_pages(client, users, imported):
+    client.force_login(users["viewer"])
+    url = reverse("patch-list", args=[imported.slug])
+    cls = LabelClass.objects.filter(project=imported).order_by("index").first()
+    expected = list(Patch.objects.filter(project=imported, current_label=cls, split="train")
+                    .order_by("id").values_list("id", flat=True))
+    seen: list[int] = []
+    query = f"?current_label={cls.id}&split=train"
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(url + query).content.decode()
+    assert len(queries) <= 8  # session, user, project, role, classes/slides, page: no N+1
+    while True:
+        seen += [int(i) for i in re.findall(r"/patches/(\d+)/\"", html)]
+        match = re.search(r'id="next-page" href="\?([^"]+)"', html)
+        if not match:
+            break
+        html = client.get(url + "?" + match.group(1).replace("&amp;", "&")).content.decode()
+    assert seen == expected
+
+
+def test_patch_page_shows_context_labels_and_history(client, users, imported):
+    patch = Patch.objects.filter(project=imported, missing_context=0).first()
+    client.force_login(users["viewer"])
+    html = client.get(reverse("patch-detail", args=[imported.slug, patch.id])).content.decode()
+    tiles = re.findall(r'<img class="cell( centre)?" src="/tiles/(\d+)/"', html)
+    assert [int(t[1]) for t in tiles] == patch.grid
+    assert [t[0] for t in tiles].count(" centre") == 1 and tiles[12][0] == " centre"
+    assert patch.original_label.name in html
+    assert "imported with label" in html
+    edge = Patch.objects.filter(project=imported, missing_context__gt=0).first()
+    html = client.get(reverse("patch-detail", args=[imported.slug, edge.id])).content.decode()
+    assert html.count('class="cell blank') == edge.missing_context
+
+
+def test_tile_image_is_png_and_cacheable(client, users, imported):
+    patch = Patch.objects.filter(project=imported).first()
+    client.force_login(users["viewer"])
+    response = client.get(reverse("tile-image", args=[patch.centre_tile_id]))
+    body = b"".join(response.streaming_content)
+    assert response["Content-Type"] == "image/png" and body.startswith(b"\x89PNG")
+    assert "immutable" in response["Cache-Control"]
