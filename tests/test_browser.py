@@ -1,0 +1,79 @@
+"""The pages in a real browser: Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from annotations.models import Patch
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # live_server + sync playwright
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                             args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def log_in(page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "pw")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_log_in_browse_and_open_a_patch_in_context(page, live_server, users, imported):
+    log_in(page, live_server, "viewer")
+    page.click(f"text={imported.name}")
+    assert page.locator("#class-counts tbody tr").count() == imported.classes.count()
+    page.click("text=Patches")
+    first = page.locator(".patch-card").first  # an edge patch: blanks too
+    first.click()
+    patch = Patch.objects.get(pk=int(page.url.rstrip("/").split("/")[-1]))
+    assert page.inner_text("#current-label") == patch.current_label.name
+    cells = page.locator("#context .cell")
+    assert cells.count() == 25
+    centre = page.locator("#context .centre")
+    assert centre.count() == 1
+    box = page.locator("#context").bounding_box()
+    assert box["width"] == pytest.approx(box["height"], abs=2)
+    inner = centre.bounding_box()  # the centre sits in the middle fifth both ways
+    assert inner["x"] - box["x"] == pytest.approx(box["width"] * 2 / 5, abs=3)
+    assert inner["y"] - box["y"] == pytest.approx(box["height"] * 2 / 5, abs=3)
+    assert inner["width"] == pytest.approx(box["width"] / 5, abs=3)
+    # every present tile actually loaded as an image
+    loaded = page.evaluate("""() => [...document.querySelectorAll('#context img')]
+                                     .every(img => img.complete && img.naturalWidth === 224)""")
+    assert loaded
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "patch_page.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outsider_sees_no_projects(page, live_server, users, imported):
+    log_in(page, live_server, "outsider")
+    assert imported.name not in page.content()
+    response = page.goto(f"{live_server.url}/p/{imported.slug}/")
+    assert response.status == 404
