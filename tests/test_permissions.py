@@ -35,7 +35,7 @@ def project_urls(o) -> list[str]:
 
 
 def test_anonymous_is_sent_to_login_or_refused(client, objects):
-    for url in project_urls(objects) + [reverse("project-list")]:
+    for url in [*project_urls(objects), reverse("project-list")]:
         response = client.get(url)
         if url.startswith("/api/"):
             assert response.status_code in (401, 403), url

@@ -35,15 +35,15 @@ class Patch(models.Model):
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="patches")
-    slide = models.ForeignKey(Slide, on_delete=models.PROTECT, related_name="patches")
+    slide = models.ForeignKey(Slide, on_delete=models.RESTRICT, related_name="patches")
     split = models.CharField(max_length=8, choices=Split.choices, blank=True)
     image_name = models.CharField(max_length=255)
-    centre_tile = models.ForeignKey(Tile, on_delete=models.PROTECT, related_name="+")
+    centre_tile = models.ForeignKey(Tile, on_delete=models.RESTRICT, related_name="+")
     grid = models.JSONField(help_text="25 tile ids, row-major; null where context is missing")
     missing_context = models.PositiveSmallIntegerField(default=0)
-    original_label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, null=True,
+    original_label = models.ForeignKey(LabelClass, on_delete=models.RESTRICT, null=True,
                                        blank=True, related_name="+")
-    current_label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, null=True,
+    current_label = models.ForeignKey(LabelClass, on_delete=models.RESTRICT, null=True,
                                       blank=True, related_name="+")
     status = models.CharField(max_length=16, choices=PatchStatus.choices,
                               default=PatchStatus.UNREVIEWED)

@@ -22,13 +22,13 @@ class Review(models.Model):
     """One decision on one patch. Rows are never updated or deleted: the label is derived."""
 
     patch = models.ForeignKey(Patch, on_delete=models.CASCADE, related_name="reviews")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.RESTRICT,
                                  related_name="reviews")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     action = models.CharField(max_length=16, choices=ReviewAction.choices)
-    from_label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, null=True, blank=True,
+    from_label = models.ForeignKey(LabelClass, on_delete=models.RESTRICT, null=True, blank=True,
                                    related_name="+")
-    to_label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, null=True, blank=True,
+    to_label = models.ForeignKey(LabelClass, on_delete=models.RESTRICT, null=True, blank=True,
                                  related_name="+")
     reason = models.CharField(max_length=200, blank=True)
     comment = models.TextField(blank=True)

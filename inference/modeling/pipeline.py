@@ -1,0 +1,148 @@
+"""PNG tiles on disk -> backbone embeddings, batched and overlapped for throughput.
+
+Worker processes decode PNGs (the CPU-bound part) while the device runs the backbone.
+Workers hand over uint8 tensors and normalisation happens on the device: a quarter of the
+bytes through pinned memory and PCIe compared with float32, and no float work on the CPU.
+Every batch has the same shape (the ragged tail is padded) so ``torch.compile`` compiles once.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from .backbones import Backbone, BackboneConfig
+
+log = logging.getLogger(__name__)
+
+_RESAMPLE = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+class TileReadError(RuntimeError):
+    """A tile could not be decoded; the message starts with its path."""
+
+
+def read_tile(path: str | Path, size: int, interpolation: str = "bicubic") -> torch.Tensor:
+    """(3, size, size) uint8 RGB; resized only when the file is not already size x size."""
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+            if rgb.size != (size, size):
+                rgb = rgb.resize((size, size), _RESAMPLE[interpolation])
+            array = np.asarray(rgb, dtype=np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise TileReadError(f"{path}: cannot read tile ({type(exc).__name__}: {exc})") from exc
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+class TileDataset(Dataset[tuple[int, torch.Tensor]]):
+    """Map-style dataset over tile paths yielding (position, uint8 image)."""
+
+    def __init__(self, paths: Sequence[str | Path], config: BackboneConfig) -> None:
+        self.paths = list(paths)
+        self.size = config.input_size
+        self.interpolation = config.interpolation
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
+        return index, read_tile(self.paths[index], self.size, self.interpolation)
+
+
+def normalise(images: torch.Tensor, config: BackboneConfig) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float normalised with the backbone's mean/std (ToTensor+Normalize)."""
+    mean = torch.tensor(config.mean, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, device=images.device).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_workers() -> int:
+    if multiprocessing.current_process().daemon:
+        # Celery prefork children are daemonic and may not start processes of their own.
+        log.warning("embed_tiles: running in a daemonic process, decoding in-process")
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def _chunks(items: Iterable[tuple[Any, str | Path]], size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def embed_tiles(
+    backbone: Backbone,
+    items: Iterable[tuple[Any, str | Path]],
+    *,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    device: str | torch.device | None = None,
+    compile: bool = False,
+    chunk_batches: int = 64,
+) -> Iterator[tuple[list[Any], np.ndarray]]:
+    """Yield (tile ids, float16 (n, embed_dim) embeddings) per batch, in input order.
+
+    ``items`` may be a lazy iterable of (tile_id, png_path) (millions of rows): it is read in
+    chunks of ``chunk_batches`` batches, and the next chunk's workers start decoding while
+    the current chunk is still being embedded, so the device never waits at a boundary.
+    """
+    dev = torch.device(device) if device is not None else default_device()
+    workers = default_workers() if num_workers is None else num_workers
+    backbone.to(dev).eval()
+    model = backbone.compiled() if compile else backbone.module
+    cfg = backbone.config
+    on_cuda = dev.type == "cuda"
+
+    def loader(chunk: list) -> Iterator:
+        dataset = TileDataset([path for _, path in chunk], cfg)
+        return iter(
+            DataLoader(
+                dataset,
+                batch_size=batch_size,
+                shuffle=False,
+                num_workers=workers,
+                pin_memory=on_cuda,
+                prefetch_factor=4 if workers else None,
+            )
+        )
+
+    chunks = _chunks(items, batch_size * chunk_batches)
+    current = next(chunks, None)
+    pending = loader(current) if current is not None else None
+    while current is not None:
+        batches = pending
+        following = next(chunks, None)
+        pending = loader(following) if following is not None else None  # starts its workers
+        for positions, images in batches:
+            n = images.shape[0]
+            if n < batch_size:  # fixed shapes: pad the ragged tail, drop it from the output
+                pad = images.new_zeros((batch_size - n, *images.shape[1:]))
+                images = torch.cat([images, pad])
+            x = normalise(images.to(dev, non_blocking=on_cuda), cfg)
+            with (
+                torch.inference_mode(),
+                torch.autocast(dev.type, dtype=torch.bfloat16, enabled=on_cuda),
+            ):
+                out = model(x)
+            emb = out[:n].float().to(torch.float16).cpu().numpy()
+            yield [current[i][0] for i in positions.tolist()], emb
+        current = following
