@@ -72,7 +72,7 @@ def test_archive_members_outside_images_are_never_written(users, sample_spider, 
 def test_truncated_archive_is_a_clear_error(users, sample_spider, tmp_path):
     parts = make_parts(sample_spider, tmp_path / "download")
     parts[-1].unlink()  # a part failed to download
-    with pytest.raises(CommandError, match="metadata.json|cannot read archive"):
+    with pytest.raises(CommandError, match=r"metadata\.json|cannot read archive"):
         call_command("import_spider", str(tmp_path / "download"), project="p")
 
 

@@ -150,7 +150,7 @@ def _damage(root: Path) -> dict[int, str]:
     Image.new("1", (20000, 20000)).save(bomb, format="PNG")
     (images / "bomb.png").write_bytes(bomb.getvalue())
     records[8]["image_name"] = "bomb.png"
-    expected[8] = "bomb"
+    expected[8] = "20000x20000"  # refused from the header, never inflated
     # 9: a context tile that is truncated
     context_name = "truncated.png"
     full = (images / records[0]["image_name"]).read_bytes()
@@ -205,5 +205,19 @@ def test_command_strict_fails_with_nonzero_exit(project, spider_copy):
 
 
 def test_not_a_dataset_is_a_clear_error(project, tmp_path):
-    with pytest.raises(CommandError, match="no metadata.json"):
+    with pytest.raises(CommandError, match=r"no metadata\.json"):
         call_command("import_spider", str(tmp_path), project="skin")
+
+
+def test_symlink_out_of_the_dataset_is_refused(project, spider_copy, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes((spider_copy / "images" / metadata(spider_copy)[0]["image_name"])
+                       .read_bytes())
+    (spider_copy / "images" / "link.png").symlink_to(secret)
+    records = metadata(spider_copy)
+    records[2]["image_name"] = "link.png"
+    write_metadata(spider_copy, records)
+    report = import_spider(project, spider_copy, link=True)
+    [bad] = report.skipped
+    assert bad.index == 2 and bad.file == "link.png" and "outside" in bad.reason
+    assert not Tile.objects.filter(file=str(secret)).exists()
