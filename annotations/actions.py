@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from annotations.models import ImportJob, Membership, Project, Role
@@ -19,6 +20,20 @@ def record_import_job(project: Project, kind: str, source: Path | str, options: 
                       user=None) -> ImportJob:
     return ImportJob.objects.create(project=project, kind=kind, source=str(source),
                                     options=options, created_by=user)
+
+
+def start_import(project: Project, user, kind: str, path: str, options: dict) -> ImportJob:
+    """Queue an import from a server folder (checked against SPIDER_IMPORT_ROOTS)."""
+    from annotations.importing.jobs import check_import_path
+    from annotations.tasks import run_import_job
+
+    source = check_import_path(path)
+    if kind not in ImportJob.Kind.values:
+        raise ValidationError(f"unknown import kind {kind!r}")
+    with transaction.atomic():
+        job = record_import_job(project, kind, source, options, user=user)
+        transaction.on_commit(lambda: run_import_job.delay(job.pk))
+    return job
 
 
 @transaction.atomic

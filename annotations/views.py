@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from annotations.access import access_patch, access_project, access_tile
-from annotations.actions import remove_membership, set_membership
+from annotations.actions import remove_membership, set_membership, start_import
 from annotations.filters import PatchFilterSet
 from annotations.models import Membership, Patch, Project, Role
 from annotations.models.patches import CENTRE_INDEX
@@ -27,6 +28,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     project = access_project(request.user, slug)
     n_slides, top_slides = slide_counts(project)
+    jobs = list(project.import_jobs.all()[:10])
     return render(request, "annotations/project_detail.html", {
         "project": project,
         "role": project.role_of(request.user),
@@ -36,7 +38,8 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "n_slides": n_slides,
         "top_slides": top_slides,
         "n_patches": project.patches.count(),
-        "jobs": project.import_jobs.all()[:10],
+        "jobs": jobs,
+        "jobs_active": any(j.status in ("pending", "running") for j in jobs),
     })
 
 
@@ -80,6 +83,22 @@ def tile_image(request: HttpRequest, tile_id: int) -> FileResponse:
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     response["ETag"] = f'"{tile.sha256}"'
     return response
+
+
+@require_http_methods(["POST"])
+def start_import_view(request: HttpRequest, slug: str) -> HttpResponse:
+    project = access_project(request.user, slug, role=Role.ADMIN)
+    options = {"organ": request.POST.get("organ") or None,
+               "link": request.POST.get("link") == "on",
+               "strict": request.POST.get("strict") == "on"}
+    try:
+        start_import(project, request.user, request.POST.get("kind", "spider"),
+                     request.POST.get("path", ""), options)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Import queued; its progress shows below.")
+    return redirect("project-detail", slug=project.slug)
 
 
 @require_http_methods(["GET", "POST"])

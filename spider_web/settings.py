@@ -162,6 +162,8 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 # Import limits: a 224x224 PNG is far below this; anything bigger is refused unread.
 SPIDER_MAX_TILE_BYTES = env_int("SPIDER_MAX_TILE_BYTES", 4 * 1024 * 1024)
 SPIDER_IMPORT_BATCH = env_int("SPIDER_IMPORT_BATCH", 500)
+# Folders a project admin may import from in the browser (empty: command line only).
+SPIDER_IMPORT_ROOTS = env_list("SPIDER_IMPORT_ROOTS", [])
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,48 @@
+"""Imports started from the project page: where they may read from, and how they run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from annotations.models import ImportJob
+
+from .errors import ImportAborted, SourceError
+from .folder import import_folder
+from .spider import import_spider
+
+
+def check_import_path(path: str) -> Path:
+    """A server path an import started from the browser may read: inside SPIDER_IMPORT_ROOTS.
+
+    Project admins are not server administrators, so they may only point at folders the
+    operator has put under one of those roots (e.g. /datasets in docker compose).
+    """
+    roots = [Path(root).resolve() for root in settings.SPIDER_IMPORT_ROOTS]
+    if not roots:
+        raise ValidationError("Imports from the browser are off: the server sets no "
+                              "SPIDER_IMPORT_ROOTS. Use manage.py import_spider instead.")
+    resolved = Path(path).resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise ValidationError(f"{path} is not inside an import folder "
+                              f"({', '.join(str(r) for r in roots)})")
+    if not resolved.is_dir():
+        raise ValidationError(f"{path} is not a folder")
+    return resolved
+
+
+def execute_import_job(job: ImportJob) -> None:
+    """Run ``job``; the outcome (report or error) is recorded on the job itself."""
+    options = job.options or {}
+    try:
+        if job.kind == ImportJob.Kind.SPIDER:
+            import_spider(job.project, job.source, organ=options.get("organ") or None,
+                          link=bool(options.get("link")), strict=bool(options.get("strict")),
+                          job=job)
+        else:
+            import_folder(job.project, job.source, link=bool(options.get("link")),
+                          strict=bool(options.get("strict")), job=job)
+    except (ImportAborted, SourceError, ValueError):
+        pass  # already recorded on the job by the importer

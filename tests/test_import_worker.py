@@ -1,0 +1,81 @@
+"""Imports started in the browser run on a real Celery worker over real Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from annotations.models import ImportJob, Patch
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def worker(settings, tmp_path):
+    """A real Celery worker process on the test database, media and import root."""
+    from spider_web.celery import app
+
+    app.control.purge()
+    env = dict(os.environ)
+    db = connection.settings_dict
+    env.update(DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+               MEDIA_ROOT=str(settings.MEDIA_ROOT), SPIDER_IMPORT_ROOTS=str(tmp_path))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "spider_web", "worker", "-Q", "default",
+         "--pool", "solo", "--loglevel", "WARNING", "--hostname", f"test-{os.getpid()}@%h"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    yield process
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def wait_for(job: ImportJob, timeout: float = 90) -> ImportJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status in (ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job.pk} still {job.status} after {timeout}s")
+
+
+def test_admin_starts_an_import_that_a_worker_runs(client, users, project, spider_copy,
+                                                    tmp_path, worker, settings):
+    settings.SPIDER_IMPORT_ROOTS = [str(tmp_path)]
+    dataset = spider_copy  # a copy inside the import root
+    client.force_login(users["admin"])
+    response = client.post(reverse("start-import", args=[project.slug]),
+                           {"kind": "spider", "path": str(dataset), "organ": ""}, follow=True)
+    assert "Import queued" in response.content.decode()
+    job = wait_for(ImportJob.objects.get(project=project))
+    assert job.status == ImportJob.Status.SUCCEEDED, job.error
+    assert job.summary["patches_created"] == Patch.objects.filter(project=project).count() > 0
+    assert job.done == job.total and job.created_by == users["admin"]
+
+
+def test_paths_outside_the_import_roots_are_refused(client, users, project, tmp_path,
+                                                     settings):
+    settings.SPIDER_IMPORT_ROOTS = [str(tmp_path / "datasets")]
+    (tmp_path / "datasets").mkdir()
+    client.force_login(users["admin"])
+    response = client.post(reverse("start-import", args=[project.slug]),
+                           {"kind": "spider", "path": "/etc"}, follow=True)
+    assert "is not inside an import folder" in response.content.decode()
+    assert not ImportJob.objects.exists()
+
+
+def test_reviewers_cannot_start_imports(client, users, project, tmp_path, settings):
+    settings.SPIDER_IMPORT_ROOTS = [str(tmp_path)]
+    client.force_login(users["reviewer"])
+    response = client.post(reverse("start-import", args=[project.slug]),
+                           {"kind": "spider", "path": str(tmp_path)})
+    assert response.status_code == 403
+    assert not ImportJob.objects.exists()
