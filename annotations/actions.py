@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from annotations.models import ImportJob, Membership, Project, Role
+from annotations.models import ImportJob, LabelClass, Membership, Project, Role
 
 
 def get_or_create_project(slug: str, *, name: str = "", organ: str = "") -> Project:
@@ -34,6 +35,43 @@ def start_import(project: Project, user, kind: str, path: str, options: dict) ->
         job = record_import_job(project, kind, source, options, user=user)
         transaction.on_commit(lambda: run_import_job.delay(job.pk))
     return job
+
+
+RESERVED_KEYS = set("sux")  # skip, unsure, exclude on the review page
+
+
+def check_class_fields(project: Project, colour: str, hotkey: str,
+                       exclude_id: int | None = None) -> None:
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", colour):
+        raise ValidationError(f"colour {colour!r} is not of the form #RRGGBB")
+    if hotkey:
+        if len(hotkey) != 1 or not hotkey.isalnum() or hotkey.lower() in RESERVED_KEYS:
+            raise ValidationError(f"hotkey {hotkey!r} must be one letter or digit other than "
+                                  "s, u and x (skip, unsure, exclude)")
+        clash = project.classes.filter(hotkey=hotkey).exclude(pk=exclude_id).first()
+        if clash:
+            raise ValidationError(f"hotkey {hotkey!r} is already used by {clash.name!r}")
+
+
+def add_class(project: Project, name: str, colour: str = "#888888",
+              hotkey: str = "") -> LabelClass:
+    """Add a class at the next index; the name is kept exactly as typed."""
+    if not name or name != name.strip():
+        raise ValidationError("a class name must be non-empty, without surrounding spaces")
+    if project.classes.filter(name=name).exists():
+        raise ValidationError(f"class {name!r} exists already")
+    check_class_fields(project, colour, hotkey)
+    return LabelClass.objects.create(project=project, name=name, colour=colour, hotkey=hotkey,
+                                     index=project.classes.count())
+
+
+def update_class(label: LabelClass, colour: str, hotkey: str) -> LabelClass:
+    """Change how a class looks and is typed; names and indexes never change (data and models
+    refer to them)."""
+    check_class_fields(label.project, colour, hotkey, exclude_id=label.pk)
+    label.colour, label.hotkey = colour, hotkey
+    label.save(update_fields=["colour", "hotkey"])
+    return label
 
 
 @transaction.atomic

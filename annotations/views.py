@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import mimetypes
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from annotations.access import access_patch, access_project, access_tile
-from annotations.actions import remove_membership, set_membership, start_import
+from annotations.actions import (
+    add_class,
+    remove_membership,
+    set_membership,
+    start_import,
+    update_class,
+)
 from annotations.filters import PatchFilterSet
 from annotations.models import Membership, Patch, Project, Role
 from annotations.models.patches import CENTRE_INDEX
@@ -78,7 +86,7 @@ def patch_detail(request: HttpRequest, slug: str, patch_id: int) -> HttpResponse
 def tile_image(request: HttpRequest, tile_id: int) -> FileResponse:
     """A tile's bytes; content-addressed, so browsers may cache it for good."""
     tile = access_tile(request.user, tile_id)
-    content_type = "image/png" if tile.file.endswith(".png") or tile.linked else None
+    content_type = mimetypes.guess_type(tile.file)[0] or "application/octet-stream"
     response = FileResponse(open_tile(tile), content_type=content_type)
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     response["ETag"] = f'"{tile.sha256}"'
@@ -99,6 +107,29 @@ def start_import_view(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         messages.success(request, "Import queued; its progress shows below.")
     return redirect("project-detail", slug=project.slug)
+
+
+@require_http_methods(["GET", "POST"])
+def classes(request: HttpRequest, slug: str) -> HttpResponse:
+    project = access_project(request.user, slug, role=Role.ADMIN)
+    if request.method == "POST":
+        try:
+            if request.POST.get("id"):
+                label = project.classes.filter(pk=request.POST["id"]).first()
+                if label is None:
+                    raise Http404("No such class")
+                update_class(label, request.POST.get("colour", ""),
+                             request.POST.get("hotkey", ""))
+            else:
+                add_class(project, request.POST.get("name", ""),
+                          request.POST.get("colour", "#888888"), request.POST.get("hotkey", ""))
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, "Saved.")
+        return redirect("classes", slug=project.slug)
+    return render(request, "annotations/classes.html", {
+        "project": project, "classes": project.classes.order_by("index")})
 
 
 @require_http_methods(["GET", "POST"])
