@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -48,17 +47,21 @@ def run_import(folder: Path, link: bool) -> tuple[float, dict, int]:
     slug = f"bench-{uuid.uuid4().hex[:8]}"
     cmd = [sys.executable, str(ROOT / "manage.py"), "import_spider", str(folder),
            "--project", slug, "--json"] + (["--link"] if link else [])
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with tempfile.TemporaryFile() as out_file:
+        child = subprocess.Popen(cmd, stdout=out_file, stderr=subprocess.PIPE, cwd=ROOT)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            raise RuntimeError(f"import failed: {child.stderr.read().decode()[-2000:]}")
+        out_file.seek(0)
+        out = out_file.read().decode()
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "shell", "-v", "0", "-c",
                     f"from annotations.models import Project; "
                     f"Project.objects.filter(slug='{slug}').delete()"],
                    check=True, cwd=ROOT)
-    # ru_maxrss of children is the max over all children so far: report only when it grew.
-    return seconds, json.loads(out), max(peak, before) // 1024
+    return seconds, json.loads(out), usage.ru_maxrss // 1024
 
 
 def build(folder: Path, records: int) -> None:
