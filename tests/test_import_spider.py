@@ -221,3 +221,11 @@ def test_symlink_out_of_the_dataset_is_refused(project, spider_copy, tmp_path):
     [bad] = report.skipped
     assert bad.index == 2 and bad.file == "link.png" and "outside" in bad.reason
     assert not Tile.objects.filter(file=str(secret)).exists()
+
+
+def test_unknown_organ_creates_nothing(db, sample_spider):
+    from annotations.models import Project
+
+    with pytest.raises(CommandError, match="unknown organ 'liver'"):
+        call_command("import_spider", str(sample_spider), project="new", organ="liver")
+    assert not Project.objects.filter(slug="new").exists()

@@ -44,14 +44,14 @@ def import_folder(project: Project, path: str | Path, *, strict: bool = False,
                   link: bool = False, job: ImportJob | None = None,
                   progress: Progress = no_progress) -> ImportReport:
     root = Path(path)
-    if not root.is_dir():
-        raise SourceError(f"{root}: not a folder")
     report = ImportReport()
+    total = sum(1 for _ in iter_images(root)) if root.is_dir() else 0
+    if total == 0:
+        error = SourceError(f"{root}: no images found in class folders")
+        finish_job(job, report, error=str(error))  # recorded on the job, like any failure
+        raise error
     writer = ProjectWriter(project, job, report)
     resolved_root = root.resolve()
-    total = sum(1 for _ in iter_images(root))
-    if total == 0:
-        raise SourceError(f"{root}: no images found in class folders")
     start_job(job, total, "images")
     tick = job_progress(job, progress, every=max(1, total // 200))
 

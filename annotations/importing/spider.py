@@ -37,14 +37,14 @@ def import_spider(project: Project, path: str | Path, *, organ: str | None = Non
     and :class:`ImportAborted` is raised). Re-importing the same data adds nothing.
     """
     root = Path(path)
-    if not root.is_dir():
-        raise SourceError(f"{root}: not a folder")
     report = ImportReport()
-    if organ and not project.organ:
-        project.organ = organ.lower()
-        project.save(update_fields=["organ"])
-    allowed = organ_classes(organ) if organ else None
-    try:
+    try:  # every failure, even of the arguments, is recorded on the job
+        allowed = organ_classes(organ) if organ else None
+        if not root.is_dir():
+            raise SourceError(f"{root}: not a folder")
+        if organ and not project.organ:
+            project.organ = organ.lower()
+            project.save(update_fields=["organ"])
         if (root / "metadata.json").is_file():
             _import_folder_source(project, FolderSource(root), report, allowed=allowed,
                                   link=link, strict=strict, job=job, progress=progress)

@@ -68,13 +68,13 @@ def check_and_store(name: str, data: bytes, *, link_path: str | None,
                     expected_size: int | None, written: list[str]) -> FetchedFile:
     """Check one file's bytes and, unless it is to be linked, store them by content."""
     checked = check_tile_bytes(data, settings.SPIDER_MAX_TILE_BYTES, expected_size)
-    if checked.reason or link_path:
-        return FetchedFile(name, checked, link_path)
-    stored, new = store_tile_bytes(checked.sha256, data, checked.extension)
-    if new:
-        written.append(stored)
-    return FetchedFile(name, CheckedTile(None, checked.sha256, extension=checked.extension),
-                       None)
+    if not checked.reason and not link_path:
+        stored, new = store_tile_bytes(checked.sha256, data, checked.extension)
+        if new:
+            written.append(stored)
+    # keep only the hash: the bytes are stored (or linked) and must not pile up per batch
+    return FetchedFile(name, CheckedTile(None, checked.sha256, checked.reason,
+                                         checked.extension), link_path)
 
 
 class ProjectWriter:

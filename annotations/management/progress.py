@@ -8,10 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from annotations.actions import get_or_create_project, record_import_job
+from annotations.importing import ImportAborted, SourceError
 from annotations.importing.run import Progress
+from annotations.organs import organ_classes
 
 
 class ProgressCommand(BaseCommand):
@@ -65,11 +68,11 @@ class ImportCommand(ProgressCommand):
         raise NotImplementedError
 
     def handle(self, *args, path: Path, project: str, json: bool, **options) -> None:
-        from django.core.management.base import CommandError
-
-        from annotations.actions import get_or_create_project, record_import_job
-        from annotations.importing import ImportAborted, SourceError
-
+        try:
+            if options.get("organ"):
+                organ_classes(options["organ"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         target = get_or_create_project(project, organ=options.get("organ") or "")
         job_options = {k: options.get(k) for k in ("organ", "link", "strict") if k in options}
         job = record_import_job(target, self.kind, path, job_options)
