@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inference.modeling import SpiderContextHead, create_backbone, embed_tiles
-from inference.modeling.pipeline import TileDataset, default_workers, normalise
+from inference.modeling.pipeline import default_workers, normalise, tile_loader
 
 
 def write_tiles(folder: Path, count: int, size: int, seed: int = 0) -> list[tuple[int, Path]]:
@@ -126,12 +125,8 @@ def main() -> None:
             return n
 
         def decode() -> int:
-            loader = DataLoader(
-                TileDataset([p for _, p in items], cfg),
-                batch_size=bs,
-                num_workers=workers,
-                pin_memory=on_cuda,
-                prefetch_factor=4 if workers else None,
+            loader = tile_loader(  # the pipeline's own loader: same slices, same prefetch
+                [p for _, p in items], cfg, batch_size=bs, num_workers=workers, pin_memory=on_cuda
             )
             return sum(batch.shape[0] for _, batch in loader)
 
