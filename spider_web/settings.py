@@ -131,7 +131,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"inference.tasks.embed_*": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {"inference.tasks.embed_step": {"queue": "gpu"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT",
                                                                  3600)}
 
@@ -164,6 +164,25 @@ SPIDER_MAX_TILE_BYTES = env_int("SPIDER_MAX_TILE_BYTES", 4 * 1024 * 1024)
 SPIDER_IMPORT_BATCH = env_int("SPIDER_IMPORT_BATCH", 500)
 # Folders a project admin may import from in the browser (empty: command line only).
 SPIDER_IMPORT_ROOTS = env_list("SPIDER_IMPORT_ROOTS", [])
+
+# Inference. The GPU worker reads tiles, runs the backbone and caches float16 embeddings.
+SPIDER_DEFAULT_BACKBONE_WEIGHTS = env_str("SPIDER_DEFAULT_BACKBONE_WEIGHTS", "")
+# Without real weights a random Hibou-L is useless, so the honest default is the weightless
+# colour/texture encoder; set both for real work (hibou-l + a local histai/hibou-L snapshot).
+SPIDER_DEFAULT_BACKBONE = env_str(
+    "SPIDER_DEFAULT_BACKBONE", "hibou-l" if SPIDER_DEFAULT_BACKBONE_WEIGHTS else "color-texture")
+SPIDER_INFERENCE_DEVICE = env_str("SPIDER_INFERENCE_DEVICE", "")  # "" = cuda when present
+SPIDER_EMBED_BATCH = env_int("SPIDER_EMBED_BATCH", 64)
+_embed_workers = env_str("SPIDER_EMBED_WORKERS", "")
+SPIDER_EMBED_WORKERS = int(_embed_workers) if _embed_workers else None  # None = cores - 1
+SPIDER_EMBED_CHUNK = env_int("SPIDER_EMBED_CHUNK", 2048)  # tiles claimed per transaction
+SPIDER_PREDICT_CHUNK = env_int("SPIDER_PREDICT_CHUNK", 2048)  # patches per transaction
+SPIDER_TASK_STEP_SECONDS = env_int("SPIDER_TASK_STEP_SECONDS", 60)  # then re-queue
+SPIDER_JOB_STALE_SECONDS = env_int("SPIDER_JOB_STALE_SECONDS", 600)  # dead trainer after
+# Label-quality score stored per prediction: "self_confidence" or "normalized_margin".
+SPIDER_LABEL_QUALITY = env_str("SPIDER_LABEL_QUALITY", "self_confidence")
+if SPIDER_LABEL_QUALITY not in ("self_confidence", "normalized_margin"):
+    raise ImproperlyConfigured("SPIDER_LABEL_QUALITY must be self_confidence or normalized_margin")
 
 LOGGING = {
     "version": 1,

@@ -32,6 +32,14 @@ def sample_spider(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def sample_spider_4(tmp_path_factory) -> Path:
+    """Four slides: three train and one test, enough for slide-grouped folds and metrics."""
+    root = tmp_path_factory.mktemp("sample4") / "SPIDER-skin"
+    build_spider_folder(root, slides=4, compress_level=1)
+    return root
+
+
 @pytest.fixture
 def spider_copy(sample_spider, tmp_path) -> Path:
     """A private copy of the sample folder that a test may damage."""
@@ -59,5 +67,12 @@ def project(users):
 @pytest.fixture
 def imported(project, sample_spider):
     call_command("import_spider", str(sample_spider), project=project.slug, json=True,
+                 stdout=io.StringIO())
+    return project
+
+
+@pytest.fixture
+def imported_4(project, sample_spider_4):
+    call_command("import_spider", str(sample_spider_4), project=project.slug, json=True,
                  stdout=io.StringIO())
     return project

@@ -17,7 +17,14 @@ from .convert import (
     load_backbone_state_dict,
     load_backbone_weights,
 )
-from .heads import CENTRE, NUM_TILES, CentreLinearHead, SpiderContextHead
+from .heads import (
+    CENTRE,
+    NUM_TILES,
+    CentreLinearHead,
+    SpiderContextHead,
+    head_config,
+    head_from_config,
+)
 from .pipeline import TileReadError, embed_tiles
 from .scoring import PatchScores, confusion_matrix, metrics, score_patches
 from .spider_checkpoint import ClassNameMismatchError, SpiderHead, load_spider_head
@@ -50,6 +57,8 @@ __all__ = [
     "confusion_matrix",
     "create_backbone",
     "embed_tiles",
+    "head_config",
+    "head_from_config",
     "list_backbones",
     "load_backbone_state_dict",
     "load_backbone_weights",

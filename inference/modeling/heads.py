@@ -7,6 +7,7 @@ submodule names, so a BERT-named checkpoint maps onto it key for key.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -157,6 +158,15 @@ class SpiderContextHead(nn.Module):
     ) -> None:
         super().__init__()
         self.in_dim, self.num_classes = in_dim, num_classes
+        # Constructor arguments, saved next to the weights so a stored head can be rebuilt.
+        self.hparams: dict[str, Any] = {
+            "in_dim": in_dim, "num_classes": num_classes, "hidden_size": hidden_size,
+            "num_positions": num_positions, "num_attention_heads": num_attention_heads,
+            "intermediate_size": intermediate_size, "num_layers": num_layers,
+            "hidden_dropout": hidden_dropout, "attention_dropout": attention_dropout,
+            "classifier_dropout": classifier_dropout, "layer_norm_eps": layer_norm_eps,
+            "type_vocab_size": type_vocab_size,
+        }
         self.projection = nn.Linear(in_dim, hidden_size)
         self.embeddings = _Embeddings(
             num_positions, hidden_size, layer_norm_eps, hidden_dropout, type_vocab_size
@@ -208,6 +218,9 @@ class CentreLinearHead(nn.Module):
     def __init__(self, in_dim: int, num_classes: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.in_dim, self.num_classes = in_dim, num_classes
+        self.hparams: dict[str, Any] = {
+            "in_dim": in_dim, "num_classes": num_classes, "dropout": dropout,
+        }
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(in_dim, num_classes)
 
@@ -228,3 +241,26 @@ def _reorder_linear(linear: nn.Linear, permutation: list[int]) -> None:
     linear.weight.copy_(linear.weight[index])
     if linear.bias is not None:
         linear.bias.copy_(linear.bias[index])
+
+
+HEAD_CLASSES: dict[str, type[nn.Module]] = {
+    "context": SpiderContextHead,
+    "centre": CentreLinearHead,
+}
+
+
+def head_config(head: nn.Module) -> dict[str, Any]:
+    """JSON-able description from which :func:`head_from_config` rebuilds ``head``'s shape."""
+    for kind, cls in HEAD_CLASSES.items():
+        if type(head) is cls:
+            return {"kind": kind, **head.hparams}
+    raise TypeError(f"not a head this project can store: {type(head).__name__}")
+
+
+def head_from_config(config: dict[str, Any]) -> nn.Module:
+    """A fresh (untrained) head of the shape ``config`` describes; load weights into it."""
+    params = dict(config)
+    kind = params.pop("kind", None)
+    if kind not in HEAD_CLASSES:
+        raise ValueError(f"unknown head kind {kind!r}; known: {', '.join(HEAD_CLASSES)}")
+    return HEAD_CLASSES[kind](**params)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,45 +10,18 @@ from safetensors.torch import save_file
 
 from inference.modeling import (
     ClassNameMismatchError,
-    SpiderContextHead,
     WeightLoadError,
     create_backbone,
     load_backbone_state_dict,
     load_spider_head,
 )
+from tests.modeling.spider_snapshot import build_spider_snapshot
 
 CLASSES = ["Actinic keratosis", "Kaposi’s sarcoma", "Mercel cell carcinoma", "Wart"]
 
 
 def _snapshot(folder: Path, extra: dict[str, torch.Tensor] | None = None):
-    """A config.json + model.safetensors as we assume the published repo looks."""
-    head = SpiderContextHead(in_dim=64, num_classes=len(CLASSES), type_vocab_size=2).eval()
-    with torch.no_grad():
-        for p in head.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    backbone = create_backbone("hibou-tiny")
-    state = {
-        f"head.bert.{k}": v
-        for k, v in head.state_dict().items()
-        if k.startswith(("embeddings.", "encoder."))
-    }
-    state["head.projection.weight"] = head.projection.weight
-    state["head.projection.bias"] = head.projection.bias
-    state["head.classifier.weight"] = head.classifier.weight
-    state["head.classifier.bias"] = head.classifier.bias
-    state["head.bert.embeddings.word_embeddings.weight"] = torch.zeros(10, 128)  # unused
-    state.update({f"backbone.{k}": v for k, v in backbone.module.state_dict().items()})
-    state.update(extra or {})
-    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"))
-    config = {
-        "id2label": {str(i): n for i, n in enumerate(CLASSES)},
-        "hidden_size": 128,
-        "num_attention_heads": 1,
-        "hidden_dropout_prob": 0.5,
-        "attention_probs_dropout_prob": 0.3,
-    }
-    (folder / "config.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
-    return head, backbone
+    return build_spider_snapshot(folder, CLASSES, extra)
 
 
 def test_loads_head_and_backbone(tmp_path: Path) -> None:

@@ -1,0 +1,62 @@
+"""Train a head on the project's current labels (embedding missing tiles first)."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotations.models import Project
+from inference.jobs import JobError, start_train
+from inference.management.waiting import wait_for_job
+from inference.modeling import UnknownBackboneError, WeightLoadError
+from inference.training import TrainOptions
+
+
+class Command(BaseCommand):
+    help = ("Train the SPIDER context head on labelled train-split patches with K-fold "
+            "out-of-fold scores, evaluate on the test split, save a model version.")
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--project", required=True)
+        parser.add_argument("--epochs", type=int, default=10)
+        parser.add_argument("--folds", type=int, default=5)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--head", choices=["context", "centre"], default="context")
+        parser.add_argument("--name", default="", help="model version name (default: dated)")
+        parser.add_argument("--backbone", help="default: the active model's, else "
+                            "SPIDER_DEFAULT_BACKBONE")
+        parser.add_argument("--backbone-weights", help="local weights for --backbone")
+        parser.add_argument("--no-activate", action="store_true",
+                            help="keep the current active model")
+        parser.add_argument("--no-wait", action="store_true", help="queue and return")
+        parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    def handle(self, *args, project: str, **o) -> None:
+        target = Project.objects.filter(slug=project).first()
+        if target is None:
+            raise CommandError(f"no project {project!r}")
+        if o["epochs"] < 1 or o["folds"] < 2:
+            raise CommandError("--epochs must be >= 1 and --folds >= 2")
+        options = TrainOptions(epochs=o["epochs"], folds=o["folds"], seed=o["seed"],
+                               head=o["head"], name=o["name"], activate=not o["no_activate"])
+        try:
+            job = start_train(target, options, backbone=o["backbone"],
+                              weights=o["backbone_weights"])
+        except (JobError, UnknownBackboneError, WeightLoadError) as exc:
+            raise CommandError(str(exc)) from exc
+        self.stderr.write(f"queued train job {job.pk} on {job.space}")
+        if o["no_wait"]:
+            return
+        job = wait_for_job(job)
+        version = job.model_version
+        if o["json"]:
+            self.stdout.write(json.dumps({"job": job.pk, "model_version": version.name,
+                                          "metrics": version.metrics}))
+            return
+        m = version.metrics
+        self.stdout.write(self.style.SUCCESS(
+            f"trained {version.name}: accuracy {m['accuracy']:.3f}, balanced accuracy "
+            f"{m['balanced_accuracy']:.3f}, weighted F1 {m['weighted_f1']:.3f} on "
+            f"{m['n']} {m['evaluated_on']} patches; out-of-fold accuracy "
+            f"{m['oof_accuracy']:.3f}"))
