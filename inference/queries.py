@@ -1,0 +1,58 @@
+"""Read-only entry points other apps use to see what the model says (no ORM internals leak).
+
+The review queues, the review page and exports call these; they never query Prediction
+directly, so the prediction schema can change in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from annotations.models import Project
+from inference.models import ModelVersion, Prediction
+from inference.registry import active_version
+
+
+@dataclass(frozen=True)
+class PatchOpinion:
+    """What one model version says about one patch."""
+
+    model_version: str
+    predicted: str
+    confidence: float
+    top: list[tuple[str, float]]  # (class name, probability), most likely first
+    label_quality: float | None
+    disagree: bool
+
+
+def opinions(
+    project: Project, patch_ids: Iterable[int], version: ModelVersion | None = None, top: int = 3
+) -> dict[int, PatchOpinion]:
+    """{patch id: opinion} of ``version`` (default: the active one) for the given patches."""
+    version = version or active_version(project)
+    if version is None:
+        return {}
+    names = version.class_names
+    found: dict[int, PatchOpinion] = {}
+    ids = list(patch_ids)
+    for start in range(0, len(ids), 5000):
+        rows = Prediction.objects.filter(model_version=version,
+                                         patch_id__in=ids[start : start + 5000])
+        for p in rows.only("patch_id", "probabilities", "confidence", "label_quality",
+                           "disagree"):
+            ranked = sorted(range(len(names)), key=lambda i: -p.probabilities[i])[:top]
+            found[p.patch_id] = PatchOpinion(
+                model_version=version.name,
+                predicted=names[ranked[0]],
+                confidence=p.confidence,
+                top=[(names[i], float(p.probabilities[i])) for i in ranked],
+                label_quality=p.label_quality,
+                disagree=p.disagree,
+            )
+    return found
+
+
+def active_model_name(project: Project) -> str | None:
+    version = active_version(project)
+    return version.name if version else None
