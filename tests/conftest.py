@@ -76,3 +76,4 @@ def imported_4(project, sample_spider_4):
     call_command("import_spider", str(sample_spider_4), project=project.slug, json=True,
                  stdout=io.StringIO())
     return project
+

@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from annotations.models import ImportJob, Patch
+from tests.workers import start_worker, stop_worker
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def worker(settings, tmp_path):
     """A real Celery worker process on the test database, media and import root."""
-    from spider_web.celery import app
-
-    app.control.purge()
-    env = dict(os.environ)
-    db = connection.settings_dict
-    env.update(DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-               MEDIA_ROOT=str(settings.MEDIA_ROOT), SPIDER_IMPORT_ROOTS=str(tmp_path))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "spider_web", "worker", "-Q", "default",
-         "--pool", "solo", "--loglevel", "WARNING", "--hostname", f"test-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = start_worker(settings, "default", SPIDER_IMPORT_ROOTS=str(tmp_path))
     yield process
-    process.terminate()
-    process.wait(timeout=30)
+    stop_worker(process)
 
 
 def wait_for(job: ImportJob, timeout: float = 90) -> ImportJob:

@@ -1,0 +1,90 @@
+"""Inference jobs on real Celery workers over real Redis, including a worker killed mid-job."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import time
+
+import pytest
+import torch
+from django.core.management import call_command
+from safetensors.torch import save_file
+
+from annotations.models import LabelClass, Patch, Tile
+from inference.jobs import start_predict
+from inference.modeling import SpiderContextHead, create_backbone
+from inference.models import InferenceJob, Prediction, TileEmbedding
+from tests.workers import start_worker, stop_worker
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+# Small chunks and short steps so the job spans many transactions and messages; a short
+# visibility timeout so the killed worker's unacknowledged message comes back quickly.
+WORKER_ENV = {"SPIDER_EMBED_CHUNK": "24", "SPIDER_EMBED_BATCH": "8", "SPIDER_EMBED_WORKERS": "0",
+              "SPIDER_PREDICT_CHUNK": "16", "SPIDER_TASK_STEP_SECONDS": "1",
+              "CELERY_VISIBILITY_TIMEOUT": "3"}
+
+
+@pytest.fixture
+def random_model(imported_4, tmp_path):
+    """A registered hibou-tiny + random context head: slow enough on a CPU to kill mid-job."""
+    classes = LabelClass.objects.filter(project=imported_4).count()
+    torch.manual_seed(0)
+    head = SpiderContextHead(create_backbone("hibou-tiny").config.embed_dim, classes)
+    path = tmp_path / "head.safetensors"
+    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(path))
+    call_command("register_model", project=imported_4.slug, name="random",
+                 backbone="hibou-tiny", head=str(path), stdout=io.StringIO())
+    return imported_4
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_killed_worker_job_completes_with_every_patch_predicted_once(random_model, settings):
+    project = random_model
+    first = start_worker(settings, "gpu,default", **WORKER_ENV)
+    second = None
+    try:
+        job = start_predict(project)
+
+        def embedding_under_way() -> bool:
+            job.refresh_from_db()
+            assert job.status != InferenceJob.Status.FAILED, job.error
+            return job.status == InferenceJob.Status.EMBEDDING and job.tiles_done >= 48
+
+        wait_until(embedding_under_way, 120, "the first worker to embed some tiles")
+        os.killpg(first.pid, signal.SIGKILL)  # no goodbye: the message stays unacknowledged
+        first.wait()
+        job.refresh_from_db()
+        assert job.is_active and job.tiles_done < job.tiles_total, "killed too late to test"
+
+        second = start_worker(settings, "gpu,default", **WORKER_ENV)
+
+        def finished() -> bool:
+            job.refresh_from_db()
+            return not job.is_active
+
+        wait_until(finished, 240, "the second worker to finish the job")
+        assert job.status == InferenceJob.Status.SUCCEEDED, job.error
+    finally:
+        for process in (first, second):
+            if process is not None:
+                stop_worker(process)
+
+    patches = Patch.objects.filter(project=project).count()
+    predictions = Prediction.objects.filter(model_version=job.model_version)
+    assert predictions.count() == patches
+    assert predictions.values("patch").distinct().count() == patches
+    tiles = Tile.objects.filter(project=project).count()
+    assert TileEmbedding.objects.filter(tile__project=project).count() == tiles
+    assert job.tiles_done == job.tiles_total == tiles
+    assert job.patches_done == job.patches_total == patches
