@@ -24,6 +24,7 @@ from annotations.models import Membership, Patch, Project, Role
 from annotations.models.patches import CENTRE_INDEX
 from annotations.stats import class_counts, slide_counts, split_counts, status_counts
 from annotations.tilestore import open_tile
+from inference.views import model_panel
 
 PAGE_SIZE = 60
 
@@ -37,6 +38,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     project = access_project(request.user, slug)
     n_slides, top_slides = slide_counts(project)
     jobs = list(project.import_jobs.all()[:10])
+    models = model_panel(project)
     return render(request, "annotations/project_detail.html", {
         "project": project,
         "role": project.role_of(request.user),
@@ -47,7 +49,9 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "top_slides": top_slides,
         "n_patches": project.patches.count(),
         "jobs": jobs,
-        "jobs_active": any(j.status in ("pending", "running") for j in jobs),
+        "jobs_active": any(j.status in ("pending", "running") for j in jobs)
+        or models["inference_active"],
+        **models,
     })
 
 

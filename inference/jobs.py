@@ -80,12 +80,14 @@ def _queue(project: Project, kind: str, space: EmbeddingSpace, version: ModelVer
     return job
 
 
-def _enter_stage(job: InferenceJob, status: str, done: int) -> None:
-    """Move to ``status`` (once; a retried step finds it already there)."""
+def _enter_stage(job: InferenceJob, status: str, done_field: str, done: int) -> None:
+    """Move to ``status`` (once; a retried step finds it already there) and re-count progress
+    from the database, so a step that died between storing and counting is corrected."""
+    fields: dict = {done_field: done}
     if job.status != status:
-        InferenceJob.objects.filter(pk=job.pk).update(
-            status=status, stage_started_at=timezone.now(), stage_done_at_start=done)
-        job.refresh_from_db()
+        fields.update(status=status, stage_started_at=timezone.now(), stage_done_at_start=done)
+    InferenceJob.objects.filter(pk=job.pk).update(**fields)
+    job.refresh_from_db()
 
 
 def _deadline() -> float:
@@ -97,7 +99,7 @@ def embed_step(job: InferenceJob) -> str:
     ``"embed"`` (more to do), ``"next"`` (all embedded) or ``"wait"`` (only chunks other
     workers hold are left; the last of them moves the job on)."""
     remaining = missing_tiles(job.project, job.space).count()
-    _enter_stage(job, InferenceJob.Status.EMBEDDING, job.tiles_total - remaining)
+    _enter_stage(job, InferenceJob.Status.EMBEDDING, "tiles_done", job.tiles_total - remaining)
     deadline = _deadline()
     while time.monotonic() < deadline:
         n = embed_chunk(job.project, job.space, settings.SPIDER_EMBED_CHUNK)
@@ -117,7 +119,7 @@ def predict_step(job: InferenceJob) -> str:
     """Predict unpredicted patches until the step's time is up; returns ``"predict"`` (more
     to do), ``"done"`` or ``"wait"`` (as for :func:`embed_step`)."""
     version = job.model_version
-    _enter_stage(job, InferenceJob.Status.PREDICTING,
+    _enter_stage(job, InferenceJob.Status.PREDICTING, "patches_done",
                  job.patches_total - unpredicted_patches(version).count())
     deadline = _deadline()
     while time.monotonic() < deadline:

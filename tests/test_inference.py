@@ -133,3 +133,62 @@ def test_register_spider_snapshot_and_class_mismatch(imported_4, eager, tmp_path
 def test_predict_without_a_model_says_what_to_do(imported_4):
     with pytest.raises(CommandError, match="no active model"):
         call_command("predict", project=imported_4.slug, stdout=io.StringIO())
+
+
+def test_admin_trains_from_the_page_and_sees_metrics(client, users, imported_4, eager):
+    client.force_login(users["admin"])
+    response = client.post(f"/p/{imported_4.slug}/train/",
+                           {"epochs": "2", "folds": "2", "head": "context"}, follow=True)
+    page = response.content.decode()
+    assert "Training queued" in page
+    version = ModelVersion.objects.get(project=imported_4)
+    assert f"Active: <strong>{version.name}</strong>" in page and "weighted F1" in page
+    assert 'id="start-predict"' in page
+
+
+def test_only_admins_start_model_jobs(client, users, imported_4):
+    for name, expected in (("reviewer", 403), ("viewer", 403), ("outsider", 404)):
+        client.force_login(users[name])
+        assert client.post(f"/p/{imported_4.slug}/train/").status_code == expected
+        assert client.post(f"/p/{imported_4.slug}/predict/").status_code == expected
+        response = client.post(f"/api/projects/{imported_4.slug}/inference-jobs/",
+                               {"kind": "train"}, content_type="application/json")
+        assert response.status_code == expected
+    assert not InferenceJob.objects.exists()
+
+
+def test_api_starts_and_reports_jobs(client, users, imported_4, eager):
+    client.force_login(users["admin"])
+    base = f"/api/projects/{imported_4.slug}"
+    response = client.post(f"{base}/inference-jobs/", {"kind": "predict"},
+                           content_type="application/json")
+    assert response.status_code == 400 and "no active model" in response.json()["detail"]
+    train(imported_4, "--name", "api")
+    response = client.post(f"{base}/inference-jobs/", {"kind": "predict"},
+                           content_type="application/json")
+    assert response.status_code == 201, response.content
+    job = client.get(f"{base}/inference-jobs/{response.json()['id']}/").json()
+    assert job["status"] == "succeeded" and job["model_version"] == "api"
+    assert job["patches_done"] == job["patches_total"] == Patch.objects.filter(
+        project=imported_4).count()
+    models = client.get(f"{base}/models/").json()["results"]
+    assert [m["name"] for m in models] == ["api"] and models[0]["is_active"]
+    assert models[0]["metrics"]["evaluated_on"] == "test"
+
+
+def test_page_shows_progress_rate_and_eta(client, users, imported_4):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inference.registry import get_space
+
+    job = InferenceJob.objects.create(
+        project=imported_4, kind=InferenceJob.Kind.PREDICT, space=get_space("color-texture"),
+        status=InferenceJob.Status.EMBEDDING, tiles_total=1000, tiles_done=250,
+        stage_started_at=timezone.now() - timedelta(seconds=10))
+    client.force_login(users["viewer"])
+    page = client.get(f"/p/{imported_4.slug}/").content.decode()
+    assert "250 / 1000 tiles" in page and "25 tiles/s" in page and "30 s" in page
+    assert '<meta http-equiv="refresh"' in page  # follows the running job
+    assert job.eta_seconds == pytest.approx(30, abs=1)

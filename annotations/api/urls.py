@@ -3,6 +3,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
 from annotations.api import views
+from inference import api as inference_api
 
 router = SimpleRouter()
 router.register("projects", views.ProjectViewSet, basename="project")
@@ -11,6 +12,9 @@ router.register(f"{scoped}/classes", views.LabelClassViewSet, basename="class")
 router.register(f"{scoped}/slides", views.SlideViewSet, basename="slide")
 router.register(f"{scoped}/patches", views.PatchViewSet, basename="patch")
 router.register(f"{scoped}/import-jobs", views.ImportJobViewSet, basename="import-job")
+router.register(f"{scoped}/models", inference_api.ModelVersionViewSet, basename="model-version")
+router.register(f"{scoped}/inference-jobs", inference_api.InferenceJobViewSet,
+                basename="inference-job")
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),

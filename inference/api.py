@@ -1,0 +1,92 @@
+"""API for models: versions (list, activate) and jobs (list, follow, start predict/train)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from annotations.access import access_project
+from annotations.api.views import ProjectScopedViewSet
+from annotations.models import Role
+from inference.jobs import JobError, start_predict, start_train
+from inference.modeling import UnknownBackboneError, WeightLoadError
+from inference.models import InferenceJob, ModelVersion
+from inference.registry import activate_version
+from inference.training import TrainOptions
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    backbone = serializers.CharField(source="space.backbone", read_only=True)
+    backbone_weights_sha256 = serializers.CharField(source="space.weights_sha256",
+                                                    read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "name", "backbone", "backbone_weights_sha256", "head_kind",
+                  "head_sha256", "class_names", "source", "source_detail", "training",
+                  "metrics", "is_active", "created_at"]
+
+
+class InferenceJobSerializer(serializers.ModelSerializer):
+    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    embedding_space = serializers.CharField(source="space", read_only=True)
+    rate = serializers.FloatField(read_only=True, allow_null=True,
+                                  help_text="items/s in the current stage")
+    eta_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    percent = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = InferenceJob
+        fields = ["id", "kind", "status", "model_version", "embedding_space", "options",
+                  "tiles_done", "tiles_total", "patches_done", "patches_total", "percent",
+                  "rate", "eta_seconds", "created_at", "finished_at", "summary", "error"]
+
+
+class StartJobSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=InferenceJob.Kind.choices)
+    model = serializers.CharField(required=False, help_text="predict: version name "
+                                  "(default: the active one)")
+    epochs = serializers.IntegerField(required=False, min_value=1, max_value=200, default=10)
+    folds = serializers.IntegerField(required=False, min_value=2, max_value=20, default=5)
+    head = serializers.ChoiceField(choices=["context", "centre"], required=False,
+                                   default="context")
+
+
+class ModelVersionViewSet(ProjectScopedViewSet):
+    queryset = ModelVersion.objects.select_related("space")
+    serializer_class = ModelVersionSerializer
+
+    @extend_schema(request=None, responses=ModelVersionSerializer)
+    @action(detail=True, methods=["post"])
+    def activate(self, request, project_slug: str, pk: str):
+        """Make this version the one the queues and review page use (project admins)."""
+        access_project(request.user, project_slug, role=Role.ADMIN)
+        version = self.get_object()
+        activate_version(version)
+        return Response(ModelVersionSerializer(version).data)
+
+
+class InferenceJobViewSet(mixins.CreateModelMixin, ProjectScopedViewSet):
+    queryset = InferenceJob.objects.select_related("model_version", "space")
+    serializer_class = InferenceJobSerializer
+
+    @extend_schema(request=StartJobSerializer, responses={201: InferenceJobSerializer})
+    def create(self, request, project_slug: str):
+        """Queue a predict or train job (project admins); poll the job for progress."""
+        project = access_project(request.user, project_slug, role=Role.ADMIN)
+        start = StartJobSerializer(data=request.data)
+        start.is_valid(raise_exception=True)
+        data = start.validated_data
+        try:
+            if data["kind"] == InferenceJob.Kind.PREDICT:
+                job = start_predict(project, model=data.get("model"), user=request.user)
+            else:
+                options = TrainOptions(epochs=data["epochs"], folds=data["folds"],
+                                       head=data["head"])
+                job = start_train(project, options, user=request.user)
+        except (JobError, UnknownBackboneError, WeightLoadError) as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        return Response(InferenceJobSerializer(job).data, status=status.HTTP_201_CREATED)
