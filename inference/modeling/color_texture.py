@@ -2,8 +2,9 @@
 
 This is NOT a foundation model and learns nothing: it summarises each tile with fixed
 statistics (RGB and haematoxylin/eosin colour, soft histograms, gradient and local-variance
-texture at three scales). It separates tissue types that differ in stain and texture, which is
-enough to exercise the whole predict/review/retrain loop, but it is no substitute for Hibou-L.
+texture at three scales, at half resolution). It separates tissue types that differ in stain
+and texture, which is enough to exercise the whole predict/review/retrain loop, but it is no
+substitute for Hibou-L.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class ColorTextureEncoder(nn.Module):
         self.register_buffer("hed_from_rgb", _HED_FROM_RGB.float(), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        rgb = (images.float() * self.std + self.mean).clamp(0.0, 1.0)
+        # Half resolution (0.5 um/px -> 1 um/px at 20x): the statistics barely move and every
+        # per-pixel step below costs a quarter.
+        rgb = F.avg_pool2d(images.float() * self.std + self.mean, 2).clamp(0.0, 1.0)
         grey = rgb.mean(dim=1, keepdim=True)
         od = -torch.log10(rgb.clamp(min=1.0 / 255.0))  # optical density, 0..~2.4
         hed = torch.einsum("bchw,cd->bdhw", od, self.hed_from_rgb).clamp(min=0.0)
@@ -103,9 +106,18 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
 
 
 def _local_std(x: torch.Tensor) -> torch.Tensor:
-    mean = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
-    sq = F.avg_pool2d(x * x, 3, stride=1, padding=1, count_include_pad=False)
-    return (sq - mean * mean).clamp(min=0.0).sqrt()
+    """Standard deviation in each 3x3 window (valid positions only), by summing shifted
+    slices: several times faster on a CPU than a stride-1 avg_pool2d."""
+    h, w = x.shape[-2] - 2, x.shape[-1] - 2
+    total = torch.zeros_like(x[..., :h, :w])
+    squares = torch.zeros_like(total)
+    for dy in range(3):
+        for dx in range(3):
+            window = x[..., dy : dy + h, dx : dx + w]
+            total += window
+            squares += window * window
+    mean = total / 9
+    return (squares / 9 - mean * mean).clamp(min=0.0).sqrt()
 
 
 def _soft_hist(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
