@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from annotations.models import Project
+from django.db.models import F, FilteredRelation, Q, QuerySet
+
+from annotations.models import Patch, Project
 from inference.models import ModelVersion, Prediction
 from inference.registry import active_version
 
@@ -56,3 +58,24 @@ def opinions(
 def active_model_name(project: Project) -> str | None:
     version = active_version(project)
     return version.name if version else None
+
+
+def with_scores(patches: QuerySet[Patch], version: ModelVersion) -> QuerySet[Patch]:
+    """``patches`` annotated with ``version``'s queue scores (NULL where not predicted):
+    ``model_disagree``, ``model_label_quality``, ``model_entropy``, ``model_margin``,
+    ``model_confidence``. One LEFT JOIN, so the ordering stays in SQL."""
+    return patches.annotate(
+        opinion=FilteredRelation("predictions",
+                                 condition=Q(predictions__model_version=version)),
+        model_disagree=F("opinion__disagree"),
+        model_label_quality=F("opinion__label_quality"),
+        model_entropy=F("opinion__entropy"),
+        model_margin=F("opinion__margin"),
+        model_confidence=F("opinion__confidence"),
+    )
+
+
+def disagreement_order(patches: QuerySet[Patch], version: ModelVersion) -> QuerySet[Patch]:
+    """Patches whose label the model disputes, worst label quality first."""
+    return (with_scores(patches, version).filter(model_disagree=True)
+            .order_by(F("model_label_quality").asc(nulls_last=True), "id"))

@@ -40,6 +40,8 @@ class TrainingError(ValueError):
 @dataclass(frozen=True)
 class TrainOptions:
     epochs: int = 10
+    batch_size: int = 256
+    lr: float = 4e-4
     folds: int = 5
     seed: int = 0
     head: str = "context"
@@ -80,7 +82,8 @@ def train_version(
         raise TrainingError(f"out-of-fold scores need train patches from 2+ slides, got {n_slides}")
 
     embeddings = grid_embeddings(space, grids)
-    config = TrainConfig(epochs=options.epochs, seed=options.seed, head=options.head,  # type: ignore[arg-type]
+    config = TrainConfig(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr,
+                         seed=options.seed, head=options.head,  # type: ignore[arg-type]
                          device=inference_device())
     steps = _count_steps(len(train_rows), folds, config, slides, train_rows)
     report = _step_counter(steps, progress)
@@ -161,7 +164,8 @@ def _snapshot(project: Project, options: TrainOptions, folds: int, train_rows: n
         "per_class": {name: int(c) for name, c in zip(classes, counts, strict=True)},
         "last_review_id": last_review,
         "epochs": options.epochs, "folds": folds, "seed": options.seed, "head": options.head,
-        "recipe": "AdamW lr 4e-4 wd 0.01, label smoothing 0.2, warm-up + cosine, batch 256",
+        "recipe": f"AdamW lr {options.lr:g} wd 0.01, label smoothing 0.2, warm-up + cosine, "
+                  f"batch {options.batch_size}",
     }
 
 

@@ -77,3 +77,15 @@ def imported_4(project, sample_spider_4):
                  stdout=io.StringIO())
     return project
 
+
+
+@pytest.fixture
+def eager():
+    """Run Celery tasks in this process (with django_db(transaction=True), so the on-commit
+    hooks that queue them fire)."""
+    from spider_web.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous

@@ -21,16 +21,6 @@ from tests.modeling.spider_snapshot import build_spider_snapshot
 pytestmark = pytest.mark.django_db(transaction=True)  # on-commit hooks queue the steps
 
 
-@pytest.fixture
-def eager():
-    """Run Celery steps in this process."""
-    from spider_web.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
-
 
 def train(project, *extra: str) -> dict:
     out = io.StringIO()

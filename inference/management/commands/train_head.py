@@ -22,6 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, default=10)
         parser.add_argument("--folds", type=int, default=5)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--batch-size", type=int, default=256,
+                            help="SPIDER's 256; small projects need smaller batches to get "
+                            "enough optimiser steps")
+        parser.add_argument("--lr", type=float, default=4e-4)
         parser.add_argument("--head", choices=["context", "centre"], default="context")
         parser.add_argument("--name", default="", help="model version name (default: dated)")
         parser.add_argument("--backbone", help="default: the active model's, else "
@@ -36,9 +40,10 @@ class Command(BaseCommand):
         target = Project.objects.filter(slug=project).first()
         if target is None:
             raise CommandError(f"no project {project!r}")
-        if o["epochs"] < 1 or o["folds"] < 2:
-            raise CommandError("--epochs must be >= 1 and --folds >= 2")
+        if o["epochs"] < 1 or o["folds"] < 2 or o["batch_size"] < 1 or o["lr"] <= 0:
+            raise CommandError("--epochs and --batch-size must be >= 1, --folds >= 2, --lr > 0")
         options = TrainOptions(epochs=o["epochs"], folds=o["folds"], seed=o["seed"],
+                               batch_size=o["batch_size"], lr=o["lr"],
                                head=o["head"], name=o["name"], activate=not o["no_activate"])
         try:
             job = start_train(target, options, backbone=o["backbone"],
