@@ -75,3 +75,13 @@ class ImportJobAdmin(admin.ModelAdmin):
     list_display = ["project", "kind", "source", "status", "created_at", "finished_at"]
     list_filter = ["status", "kind"]
     readonly_fields = ["summary", "error"]
+
+
+from annotations.models import ExportJob  # noqa: E402
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    list_display = ["project", "kind", "status", "created_by", "created_at", "finished_at"]
+    list_filter = ["status", "kind"]
+    readonly_fields = ["options", "counts", "files", "result_file", "error"]

@@ -1,0 +1,113 @@
+"""Hugging Face `datasets` export: parquet shards with embedded image bytes and a card."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import chain
+from pathlib import Path
+
+import pyarrow as pa
+
+from annotations.importing.run import Progress, no_progress
+from annotations.importing.spider import batched
+from annotations.models import Project
+
+from .card import SplitInfo, render_card
+from .errors import ExportError
+from .features import FeatureSpec, arrow_schema, feature_spec
+from .files import prepare_folder, sha256_file, snapshot_id
+from .images import ImageReader
+from .parquet import ROW_GROUP, SHARD_BYTES, ShardWriter
+from .result import ExportResult
+from .rows import ClassList, ExportRow, iter_rows
+from .selection import ExportFilter, check_slide_splits, selected, split_counts, split_name
+from .summary import SnapshotStats
+
+IMAGE_COLUMNS = {"image", "context"}
+
+
+def image_array(data: list[bytes]) -> pa.StructArray:
+    """The struct `datasets.Image` stores: the bytes themselves, no path."""
+    return pa.StructArray.from_arrays(
+        [pa.array(data, pa.binary()), pa.nulls(len(data), pa.string())], names=["bytes", "path"])
+
+
+def build_table(rows: Sequence[ExportRow], centres: list[Future[bytes]],
+                spec: list[FeatureSpec], schema: pa.Schema, classes: ClassList,
+                reader: ImageReader) -> pa.Table:
+    columns: dict[str, list | pa.Array] = {
+        "image": image_array([future.result() for future in centres]),
+        "label": [classes.index(r.current_label) for r in rows],
+        "original_label": [classes.index(r.original_label) for r in rows],
+        "patch_id": [r.patch_id for r in rows],
+        "image_name": [r.image_name for r in rows],
+        "slide_id": [r.slide for r in rows],
+        "review_status": [r.status for r in rows],
+        "n_reviews": [r.stats.n_reviews for r in rows],
+        "agreement": [r.stats.agreement for r in rows],
+        "model_version": [r.opinion.model_version if r.opinion else None for r in rows],
+        "model_confidence": [r.opinion.confidence if r.opinion else None for r in rows],
+    }
+    if any(f.name == "context" for f in spec):
+        columns["context"] = image_array(reader.contexts(rows))
+    arrays = [columns[f.name] if isinstance(columns[f.name], pa.Array)
+              else pa.array(columns[f.name], schema.field(f.name).type) for f in spec]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def export_hf(project: Project, out: Path, *, export_filter: ExportFilter | None = None,
+              context: bool = False, progress: Progress = no_progress,
+              shard_bytes: int = SHARD_BYTES, workers: int | None = None) -> ExportResult:
+    """Write ``out`` as a Hub dataset repo: ``data/<split>-*.parquet`` and ``README.md``."""
+    export_filter = export_filter or ExportFilter()
+    patches = selected(project, export_filter)
+    check_slide_splits(patches)
+    splits = split_counts(patches)
+    if not splits:
+        raise ExportError(f"no patch of {project.slug!r} matches the filter "
+                          f"({export_filter.describe()})")
+    out = prepare_folder(out)
+    data = out / "data"
+    data.mkdir()
+    classes = ClassList.of(project)
+    spec = feature_spec(context)
+    schema = arrow_schema(spec, classes.names)
+    stats = SnapshotStats(classes)
+    total, done = sum(splits.values()), 0
+    progress(0, total, "patches")
+    infos: list[SplitInfo] = []
+    files: dict[str, str] = {}
+    with ImageReader(workers) as reader, ThreadPoolExecutor(1) as hasher:
+        for split in splits:
+            shards = ShardWriter(data, split_name(split), schema, IMAGE_COLUMNS, shard_bytes,
+                                 hasher)
+            written = 0
+            try:
+                rows = iter_rows(project, patches.filter(split=split), grid=context)
+                pending: tuple[list[ExportRow], list[Future[bytes]]] | None = None
+                for group in chain(batched(rows, ROW_GROUP), [None]):
+                    # Start reading this group's files, then write the previous group.
+                    reading = (group, reader.centres(group)) if group else None
+                    if pending is not None:
+                        shards.write(build_table(*pending, spec, schema, classes, reader))
+                        stats.add(pending[0])
+                        written += len(pending[0])
+                        done += len(pending[0])
+                        progress(done, total, "patches")
+                    pending = reading
+                paths = shards.close()
+            except BaseException:
+                shards.abort()
+                raise
+            # Counts come from what was written: reviews going on meanwhile cannot make the
+            # card disagree with the files.
+            infos.append(SplitInfo(split_name(split), written, shards.num_bytes,
+                                   sum(p.stat().st_size for p in paths),
+                                   tuple(p.relative_to(out).as_posix() for p in paths)))
+            files.update({p.relative_to(out).as_posix(): sha for p, sha in paths.items()})
+    card = render_card(project, spec, stats, infos, export_filter.describe(), context,
+                       snapshot_id(files))
+    (out / "README.md").write_text(card, encoding="utf-8")
+    files["README.md"] = sha256_file(out / "README.md")
+    return ExportResult(stats.as_dict(), dict(sorted(files.items())))

@@ -1,0 +1,153 @@
+"""The life cycle of an export: job record, progress on the row, outcome, and the download.
+
+Commands and the Celery task both go through :func:`run_export`, so every export is
+recorded the same way (who, when, options, counts, each file's sha256, or the error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from annotations.importing.run import Progress, no_progress
+from annotations.models import ExportJob, Project
+
+from .errors import ExportError
+from .files import write_zip
+from .result import ExportResult
+from .selection import ALL_STATUSES, DEFAULT_STATUSES, ExportFilter, parse_statuses
+
+CONTEXT_CHOICES = ("none", "composite")
+
+
+def export_options(kind: str, statuses: str | list[str] | None = None, context: str = "none",
+                   **extra) -> dict:
+    """Checked, JSON-safe options for a job (raises ExportError naming the bad value)."""
+    if kind not in ExportJob.Kind.values:
+        raise ExportError(f"unknown export kind {kind!r}; known: "
+                          f"{', '.join(ExportJob.Kind.values)}")
+    default = ALL_STATUSES if kind == ExportJob.Kind.CSV else DEFAULT_STATUSES
+    options = {"statuses": list(parse_statuses(statuses, default))}
+    if kind == ExportJob.Kind.HF:
+        if context not in CONTEXT_CHOICES:
+            raise ExportError(f"context must be one of {', '.join(CONTEXT_CHOICES)}, "
+                              f"not {context!r}")
+        options["context"] = context
+    options.update({k: v for k, v in extra.items() if v not in (None, "", False)})
+    return options
+
+
+def record_export_job(project: Project, kind: str, options: dict, user=None) -> ExportJob:
+    return ExportJob.objects.create(project=project, kind=kind, options=options,
+                                    created_by=user)
+
+
+def job_progress(job: ExportJob, progress: Progress, every_s: float = 1.0) -> Progress:
+    """Report to ``progress`` and, at most once a second (each is a commit), on the job row
+    for the project page."""
+    state = {"last": -every_s}
+
+    def report(done: int, total: int | None, unit: str) -> None:
+        progress(done, total, unit)
+        now = time.monotonic()
+        if done == total or now - state["last"] >= every_s:
+            state["last"] = now
+            ExportJob.objects.filter(pk=job.pk).update(done=done, total=total)
+
+    return report
+
+
+def export(job: ExportJob, out: Path, progress: Progress) -> ExportResult:
+    from .hf import export_hf
+    from .spider import export_spider
+    from .table import export_csv
+
+    options = job.options
+    export_filter = ExportFilter(tuple(options["statuses"]))
+    if job.kind == ExportJob.Kind.HF:
+        return export_hf(job.project, out, export_filter=export_filter, progress=progress,
+                         context=options.get("context") == "composite")
+    if job.kind == ExportJob.Kind.SPIDER:
+        return export_spider(job.project, out, export_filter=export_filter, progress=progress)
+    return export_csv(job.project, out, export_filter=export_filter, progress=progress)
+
+
+def run_export(job: ExportJob, out: Path, *, progress: Progress = no_progress,
+               token: str | None = None,
+               after: Callable[[ExportResult], None] | None = None) -> ExportResult:
+    """Run ``job`` into ``out``, push it when the options ask (with ``token``), call ``after``
+    (e.g. store the download), then record the outcome. Errors are recorded and re-raised."""
+    job.status, job.started_at, job.error = ExportJob.Status.RUNNING, timezone.now(), ""
+    job.save(update_fields=["status", "started_at", "error"])
+    try:
+        result = export(job, Path(out), job_progress(job, progress))
+        if job.options.get("push_to_hub"):
+            from .hub import push_to_hub
+
+            if not token:
+                raise ExportError("pushing to the Hub needs a token and none was given")
+            job.options["commit_url"] = push_to_hub(
+                Path(out), job.options["push_to_hub"], token=token,
+                private=bool(job.options.get("private")))
+        if after is not None:
+            after(result)
+    except Exception as exc:
+        job.status, job.error = ExportJob.Status.FAILED, str(exc) or type(exc).__name__
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "error", "finished_at"])
+        raise
+    job.status, job.finished_at = ExportJob.Status.SUCCEEDED, timezone.now()
+    job.counts, job.files = result.counts, result.files
+    job.done = job.total = result.counts["rows"]
+    job.save(update_fields=["status", "finished_at", "counts", "files", "done", "total",
+                            "options", "result_file"])
+    return result
+
+
+def download_name(job: ExportJob) -> str:
+    suffix = "csv" if job.kind == ExportJob.Kind.CSV else "zip"
+    return f"{job.project.slug}-{job.kind}-export-{job.pk}.{suffix}"
+
+
+def execute_export_job(job: ExportJob) -> None:
+    """Run a queued job in a temporary folder and store the download (a zip of the folder,
+    or the CSV) in Django's storage; the outcome is recorded on the job."""
+    with tempfile.TemporaryDirectory(prefix="spider-export-") as tmp:
+        name = download_name(job)
+        out = Path(tmp) / (name if job.kind == ExportJob.Kind.CSV else "export")
+
+        def store(result: ExportResult) -> None:
+            source = out
+            if job.kind != ExportJob.Kind.CSV:
+                source = Path(tmp) / name
+                write_zip(out, source, prefix=Path(name).stem)
+            with open(source, "rb") as handle:
+                job.result_file = default_storage.save(f"exports/{job.project.slug}/{name}",
+                                                       File(handle, name=name))
+
+        with contextlib.suppress(ExportError):  # recorded on the job
+            run_export(job, out, after=store)
+
+
+def start_export(project: Project, user, kind: str, statuses: list[str] | None,
+                 context: str = "none") -> ExportJob:
+    """Queue an export for a worker (raises ValidationError for bad options)."""
+    from annotations.tasks import run_export_job
+
+    try:
+        options = export_options(kind, statuses, context)
+    except ExportError as exc:
+        raise ValidationError(str(exc)) from exc
+    with transaction.atomic():
+        job = record_export_job(project, kind, options, user=user)
+        transaction.on_commit(lambda: run_export_job.delay(job.pk))
+    return job

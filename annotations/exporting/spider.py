@@ -1,0 +1,106 @@
+"""Export to SPIDER's own layout: metadata.json + images/, so tools built for SPIDER read it.
+
+Each record gets the reviewed label as ``class`` and its tiles under their original file
+names (the patch's ``image_name`` for the centre, a recorded name of the tile for each
+neighbour); a tile shared by many records is copied once. metadata.json is written record
+by record, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from django.db.models import Min
+
+from annotations.importing.records import CONTEXT_KEYS
+from annotations.importing.run import Progress, no_progress
+from annotations.importing.spider import batched
+from annotations.importing.validation import unsafe_name_reason
+from annotations.models import Project, Tile, TileName
+from annotations.models.patches import CENTRE_INDEX
+from annotations.tilestore import open_tile
+
+from .errors import ExportError
+from .files import prepare_folder, sha256_tree
+from .images import default_workers
+from .result import ExportResult
+from .rows import ClassList, ExportRow, iter_rows, load_tiles
+from .selection import ExportFilter, check_slide_splits, selected, split_counts
+from .summary import SnapshotStats
+
+GROUP = 500
+
+
+def tile_names(tiles: dict[int, Tile]) -> dict[int, str]:
+    """One file name per tile: the first (sorted) name recorded for it. Recorded names are
+    unique within a project, so two different tiles never get the same name."""
+    names = dict(TileName.objects.filter(tile_id__in=list(tiles)).values("tile_id")
+                 .annotate(first=Min("name")).values_list("tile_id", "first"))
+    return {pk: names.get(pk) or tile.name for pk, tile in tiles.items()}
+
+
+def record(row: ExportRow, names: dict[int, str], classes: ClassList) -> dict:
+    if row.current_label is None:
+        raise ExportError(f"patch {row.patch_id} ({row.image_name}) has no label; SPIDER's "
+                          "layout needs a class for every record")
+    if row.split not in ("train", "test"):
+        raise ExportError(f"patch {row.patch_id} ({row.image_name}) has no train/test split; "
+                          "SPIDER's layout needs one")
+    context = {key: names[tile] for position, (key, tile) in enumerate(
+        zip(CONTEXT_KEYS, row.grid, strict=True)) if tile is not None and position != CENTRE_INDEX}
+    return {"slide_id": row.slide, "image_name": row.image_name, "context_info": context,
+            "class": classes.name(row.current_label), "split": row.split}
+
+
+def copy_tile(tile: Tile, target: Path) -> None:
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open_tile(tile) as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def export_spider(project: Project, out: Path, *, export_filter: ExportFilter | None = None,
+                  progress: Progress = no_progress, workers: int | None = None) -> ExportResult:
+    export_filter = export_filter or ExportFilter()
+    patches = selected(project, export_filter)
+    check_slide_splits(patches)
+    total = sum(split_counts(patches).values())
+    if not total:
+        raise ExportError(f"no patch of {project.slug!r} matches the filter "
+                          f"({export_filter.describe()})")
+    out = prepare_folder(out)
+    images = out / "images"
+    images.mkdir()
+    classes = ClassList.of(project)
+    stats = SnapshotStats(classes)
+    done = 0
+    progress(0, total, "patches")
+    with (open(out / "metadata.json", "w", encoding="utf-8") as meta,
+          ThreadPoolExecutor(workers or default_workers()) as pool):
+        separator = "[\n"
+        for group in batched(iter_rows(project, patches, grid=True), GROUP):
+            tiles = load_tiles({t for row in group for t in row.grid if t is not None})
+            names = tile_names(tiles)
+            files: dict[str, Tile] = {}
+            for row in group:
+                meta.write(separator + json.dumps(record(row, names, classes),
+                                                  ensure_ascii=False))
+                separator = ",\n"
+                wanted = [(names[t], tiles[t]) for t in row.grid if t is not None]
+                wanted.append((row.image_name, tiles[row.centre_tile]))
+                for name, tile in wanted:
+                    reason = unsafe_name_reason(name)
+                    if reason:
+                        raise ExportError(f"patch {row.patch_id}: tile file name {name!r}: "
+                                          f"{reason}")
+                    files[name] = tile
+            list(pool.map(lambda item: copy_tile(item[1], images / item[0]), files.items()))
+            stats.add(group)
+            done += len(group)
+            progress(done, total, "patches")
+        meta.write("\n]\n")
+    return ExportResult(stats.as_dict(), sha256_tree(out))

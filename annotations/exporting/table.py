@@ -1,0 +1,56 @@
+"""CSV export for spreadsheets: one line per patch with labels, reviewers and the model."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from annotations.importing.run import Progress, no_progress
+from annotations.importing.spider import batched
+from annotations.models import Project
+
+from .errors import ExportError
+from .files import prepare_file, sha256_file
+from .result import ExportResult
+from .rows import ClassList, ExportRow, iter_rows
+from .selection import ALL_STATUSES, ExportFilter, selected, split_counts
+from .summary import SnapshotStats
+
+COLUMNS = ["patch_id", "slide_id", "split", "image_name", "original_label", "current_label",
+           "status", "reviewers", "n_reviews", "agreement", "model_version",
+           "model_prediction", "model_confidence"]
+
+
+def line(row: ExportRow, classes: ClassList) -> list:
+    opinion = row.opinion
+    return [row.patch_id, row.slide, row.split, row.image_name,
+            classes.name(row.original_label), classes.name(row.current_label), row.status,
+            ";".join(row.stats.reviewers), row.stats.n_reviews,
+            "" if row.stats.agreement is None else row.stats.agreement,
+            opinion.model_version if opinion else "", opinion.predicted if opinion else "",
+            opinion.confidence if opinion else ""]
+
+
+def export_csv(project: Project, out: Path, *, export_filter: ExportFilter | None = None,
+               progress: Progress = no_progress) -> ExportResult:
+    """All statuses by default: the table is for looking at the review, excluded included."""
+    export_filter = export_filter or ExportFilter(ALL_STATUSES)
+    patches = selected(project, export_filter)
+    total = sum(split_counts(patches).values())
+    if not total:
+        raise ExportError(f"no patch of {project.slug!r} matches the filter "
+                          f"({export_filter.describe()})")
+    out = prepare_file(out)
+    classes = ClassList.of(project)
+    stats = SnapshotStats(classes)
+    done = 0
+    progress(0, total, "patches")
+    with open(out, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for group in batched(iter_rows(project, patches), 1000):
+            writer.writerows(line(row, classes) for row in group)
+            stats.add(group)
+            done += len(group)
+            progress(done, total, "patches")
+    return ExportResult(stats.as_dict(), {out.name: sha256_file(out)})
