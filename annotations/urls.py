@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotations import views
+from annotations import review_views, views
 
 urlpatterns = [
     path("", views.project_list, name="project-list"),
@@ -11,4 +11,17 @@ urlpatterns = [
     path("p/<slug:slug>/classes/", views.classes, name="classes"),
     path("p/<slug:slug>/imports/", views.start_import_view, name="start-import"),
     path("tiles/<int:tile_id>/", views.tile_image, name="tile-image"),
+]
+
+from annotations.exporting import views as export_views  # noqa: E402
+
+urlpatterns += [
+    path("p/<slug:slug>/exports/", export_views.start_export_view, name="start-export"),
+    path("p/<slug:slug>/exports/<int:job_id>/download/", export_views.download_export,
+         name="export-download"),
+]
+
+urlpatterns += [
+    path("p/<slug:slug>/review/", review_views.review, name="review"),
+    path("p/<slug:slug>/review/grid/", review_views.review_grid, name="review-grid"),
 ]

@@ -165,6 +165,10 @@ SPIDER_IMPORT_BATCH = env_int("SPIDER_IMPORT_BATCH", 500)
 # Folders a project admin may import from in the browser (empty: command line only).
 SPIDER_IMPORT_ROOTS = env_list("SPIDER_IMPORT_ROOTS", [])
 
+# Review: how long "next item" holds a patch for a reviewer, and keeps a skipped one from them.
+SPIDER_LEASE_SECONDS = env_int("SPIDER_LEASE_SECONDS", 300)
+SPIDER_SKIP_SECONDS = env_int("SPIDER_SKIP_SECONDS", 3600)
+
 # Inference. The GPU worker reads tiles, runs the backbone and caches float16 embeddings.
 SPIDER_DEFAULT_BACKBONE_WEIGHTS = env_str("SPIDER_DEFAULT_BACKBONE_WEIGHTS", "")
 # Without real weights a random Hibou-L is useless, so the honest default is the weightless

@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
-from annotations.api import views
+from annotations.api import reviews, views
 from inference import api as inference_api
 
 router = SimpleRouter()
@@ -12,6 +12,8 @@ router.register(f"{scoped}/classes", views.LabelClassViewSet, basename="class")
 router.register(f"{scoped}/slides", views.SlideViewSet, basename="slide")
 router.register(f"{scoped}/patches", views.PatchViewSet, basename="patch")
 router.register(f"{scoped}/import-jobs", views.ImportJobViewSet, basename="import-job")
+router.register(f"{scoped}/leases", reviews.LeaseViewSet, basename="lease")
+router.register(f"{scoped}/reviews", reviews.ReviewViewSet, basename="review")
 router.register(f"{scoped}/models", inference_api.ModelVersionViewSet, basename="model-version")
 router.register(f"{scoped}/inference-jobs", inference_api.InferenceJobViewSet,
                 basename="inference-job")
@@ -19,5 +21,16 @@ router.register(f"{scoped}/inference-jobs", inference_api.InferenceJobViewSet,
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("tiles/<int:tile_id>/image/", views.tile_image_api, name="api-tile-image"),
+    path("projects/<slug:project_slug>/queues/", reviews.queues, name="api-queues"),
+    path("projects/<slug:project_slug>/queues/<str:queue>/next/", reviews.next_items,
+         name="api-queue-next"),
+    path("projects/<slug:project_slug>/patches/<int:patch_id>/reviews/", reviews.review_patch,
+         name="api-review-patch"),
+    path("projects/<slug:project_slug>/patches/<int:patch_id>/lease/", reviews.lease_one,
+         name="api-lease-patch"),
+    path("projects/<slug:project_slug>/patches/<int:patch_id>/skip/", reviews.skip_patch,
+         name="api-skip-patch"),
+    path("projects/<slug:project_slug>/reviews/batch/", reviews.review_batch,
+         name="api-review-batch"),
     *router.urls,
 ]

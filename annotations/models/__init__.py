@@ -1,14 +1,18 @@
 """Data model of a review project: who may do what, and the patches under review."""
 
+from .exports import ExportJob
 from .jobs import ImportJob
+from .leases import Lease
 from .patches import Patch, PatchStatus, Split
 from .projects import LabelClass, Membership, Project, Role, Slide
 from .reviews import Review, ReviewAction
 from .tiles import Tile, TileName
 
 __all__ = [
+    "ExportJob",
     "ImportJob",
     "LabelClass",
+    "Lease",
     "Membership",
     "Patch",
     "PatchStatus",

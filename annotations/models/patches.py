@@ -48,6 +48,13 @@ class Patch(models.Model):
     status = models.CharField(max_length=16, choices=PatchStatus.choices,
                               default=PatchStatus.UNREVIEWED)
     version = models.PositiveIntegerField(default=1)
+    decisions = models.PositiveSmallIntegerField(
+        default=0, help_text="reviewers whose decision is in force (derived, for the queues)")
+    # Live leases, mirrored on the row that "next item" locks: a reviewer whose query began
+    # before another's lease committed re-checks these columns (not a lease subquery) and
+    # skips the patch. See annotations.queues.
+    leases_held = models.PositiveSmallIntegerField(default=0)
+    lease_expires = models.DateTimeField(null=True, blank=True)
     import_job = models.ForeignKey("annotations.ImportJob", on_delete=models.SET_NULL,
                                    null=True, blank=True, related_name="patches")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -39,7 +39,10 @@ class Review(models.Model):
 
     class Meta:
         ordering = ["patch", "created_at", "id"]
-        indexes = [models.Index(fields=["patch", "id"], name="review_patch_id")]
+        indexes = [
+            models.Index(fields=["patch", "id"], name="review_patch_id"),
+            models.Index(fields=["reviewer", "patch"], name="review_reviewer_patch"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} by {self.reviewer_id} on patch {self.patch_id}"

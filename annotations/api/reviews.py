@@ -1,0 +1,218 @@
+"""Review API: queues and their sizes, next items (leases), decisions, batches, skip, undo.
+
+Thin views over :mod:`annotations.queues` and :mod:`annotations.reviewing`, the same entry
+points the review page uses, so a script reviews exactly like the browser does.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from annotations.access import access_project
+from annotations.consensus import SETTLED
+from annotations.models import Lease, Patch, Review, ReviewAction, Role
+from annotations.queues import (
+    QUEUES,
+    QueueError,
+    QueueFilters,
+    audit_estimate,
+    lease_next,
+    lease_patch,
+    queue_sizes,
+    skip,
+)
+from annotations.review_items import review_items
+from annotations.reviewing import EXCLUDE_REASONS, Decision, StaleReview, submit
+
+from .views import ProjectScopedViewSet
+
+
+class DecisionSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=[a for a in ReviewAction.values])
+    patch_version = serializers.IntegerField(min_value=1,
+                                             help_text="the version the decision was made on")
+    label = serializers.IntegerField(required=False, allow_null=True,
+                                     help_text="class id, for correct and adjudicate")
+    reason = serializers.ChoiceField(choices=EXCLUDE_REASONS, required=False, default="")
+    comment = serializers.CharField(required=False, default="", allow_blank=True)
+    time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    model_version = serializers.CharField(required=False, default="", allow_blank=True)
+    shown_probabilities = serializers.JSONField(required=False, allow_null=True)
+
+
+
+def to_decision(d: dict) -> Decision:
+    return Decision(d["action"], d["patch_version"], d.get("label"), d.get("reason", ""),
+                    d.get("comment", ""), d.get("time_spent_ms"), d.get("model_version", ""),
+                    d.get("shown_probabilities"))
+
+
+class BatchItemSerializer(DecisionSerializer):
+    patch = serializers.IntegerField()
+
+
+class NextSerializer(serializers.Serializer):
+    count = serializers.IntegerField(min_value=1, max_value=200, default=1)
+    current_label = serializers.IntegerField(required=False)
+    predicted_label = serializers.IntegerField(required=False)
+    slide = serializers.IntegerField(required=False)
+    split = serializers.ChoiceField(choices=["train", "test", ""], required=False)
+
+
+class PatchStateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Patch
+        fields = ["id", "version", "status", "current_label", "decisions"]
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer.username")
+
+    class Meta:
+        model = Review
+        fields = ["id", "patch", "reviewer", "created_at", "action", "from_label", "to_label",
+                  "reason", "comment", "patch_version", "time_spent_ms", "model_version",
+                  "shown_probabilities"]
+
+
+def _state(patch: Patch) -> dict:
+    patch.refresh_from_db(fields=["version", "status", "current_label", "decisions"])
+    return PatchStateSerializer(patch).data
+
+
+def _decide(request, project, patch_id: int, decision: Decision) -> Response:
+    try:
+        patch = submit(project, request.user, patch_id, decision)
+    except StaleReview as exc:
+        return Response({"detail": str(exc), "patch": _state(exc.patch)},
+                        status=status.HTTP_409_CONFLICT)
+    except DjangoValidationError as exc:
+        raise ValidationError({"detail": " ".join(exc.messages)}) from exc
+    return Response({"patch": _state(patch)}, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(responses=inline_serializer("QueueSizes", {
+    "sizes": serializers.DictField(child=serializers.IntegerField(allow_null=True)),
+    "audit": serializers.DictField()}))
+@api_view(["GET"])
+def queues(request, project_slug: str):
+    """Items left in each queue (null: needs a model) and the audit sample's error estimate."""
+    project = access_project(request.user, project_slug)
+    return Response({"sizes": queue_sizes(project), "audit": vars(audit_estimate(project))})
+
+
+@extend_schema(request=NextSerializer, responses=inline_serializer(
+    "NextItems", {"items": serializers.ListField(child=serializers.DictField())}))
+@api_view(["POST"])
+def next_items(request, project_slug: str, queue: str):
+    """Lease the next ``count`` items of a queue to you (your held ones first)."""
+    project = access_project(request.user, project_slug, role=Role.REVIEWER)
+    if queue not in QUEUES:
+        raise ValidationError({"detail": f"unknown queue {queue!r}"})
+    params = NextSerializer(data=request.data)
+    params.is_valid(raise_exception=True)
+    d = params.validated_data
+    filters = QueueFilters(d.get("current_label"), d.get("predicted_label"), d.get("slide"),
+                           d.get("split"))
+    try:
+        leases = lease_next(project, request.user, queue, d["count"], filters)
+    except QueueError as exc:
+        raise ValidationError({"detail": str(exc)}) from exc
+    return Response({"items": review_items(project, leases)})
+
+
+@extend_schema(request=DecisionSerializer, responses={
+    201: PatchStateSerializer, 409: OpenApiResponse(description="stale: the patch changed")})
+@api_view(["POST"])
+def review_patch(request, project_slug: str, patch_id: int):
+    """Record a decision (confirm, correct, unsure, exclude, comment, undo, adjudicate,
+    reopen) made on ``patch_version``; 409 if the patch changed since."""
+    project = access_project(request.user, project_slug, role=Role.REVIEWER)
+    body = DecisionSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    return _decide(request, project, patch_id, to_decision(body.validated_data))
+
+
+@extend_schema(request=inline_serializer("Batch", {"decisions": BatchItemSerializer(many=True)}),
+               responses=inline_serializer("BatchResult", {
+                   "results": serializers.ListField(child=serializers.DictField())}))
+@api_view(["POST"])
+def review_batch(request, project_slug: str):
+    """Several decisions (grid mode); each is its own review row and may fail on its own."""
+    project = access_project(request.user, project_slug, role=Role.REVIEWER)
+    body = BatchItemSerializer(data=request.data.get("decisions", []), many=True)
+    body.is_valid(raise_exception=True)
+    results = []
+    for item in body.validated_data:
+        try:
+            response = _decide(request, project, item["patch"], to_decision(item))
+            results.append({"patch": item["patch"], "status": response.status_code,
+                            **response.data})
+        except ValidationError as exc:
+            results.append({"patch": item["patch"], "status": 400, **exc.detail})
+    return Response({"results": results})
+
+
+@extend_schema(request=inline_serializer("LeaseOne", {"queue": serializers.CharField()}),
+               responses=inline_serializer("Item", {"item": serializers.DictField()}))
+@api_view(["POST"])
+def lease_one(request, project_slug: str, patch_id: int):
+    """Hold this patch for you (after an undo, to decide it again) and return its item."""
+    project = access_project(request.user, project_slug, role=Role.REVIEWER)
+    try:
+        lease = lease_patch(project, request.user, patch_id,
+                            str(request.data.get("queue", "unreviewed"))[:16])
+    except QueueError as exc:
+        raise ValidationError({"detail": str(exc)}) from exc
+    return Response({"item": review_items(project, [lease])[0]})
+
+
+@extend_schema(request=None, responses={204: None})
+@api_view(["POST"])
+def skip_patch(request, project_slug: str, patch_id: int):
+    """Give a leased item back to the others; you will not get it again for a while."""
+    project = access_project(request.user, project_slug, role=Role.REVIEWER)
+    skip(project, request.user, patch_id)
+    return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LeaseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Lease
+        fields = ["id", "patch", "queue", "created_at", "expires_at", "skipped"]
+
+
+class LeaseViewSet(ProjectScopedViewSet):
+    """Your live leases in this project."""
+
+    queryset = Lease.objects.all()
+    serializer_class = LeaseSerializer
+
+    def get_queryset(self):
+        return Lease.objects.filter(patch__project=self.request.project,
+                                    reviewer=self.request.user,
+                                    expires_at__gt=timezone.now()).order_by("id")
+
+
+class ReviewViewSet(ProjectScopedViewSet, viewsets.ReadOnlyModelViewSet):
+    """The review history. Reviewers see their own decisions, and everyone's on settled
+    patches, so an open double read stays blind; admins see everything."""
+
+    queryset = Review.objects.all()
+    serializer_class = ReviewSerializer
+    filterset_fields = ["patch", "action"]
+
+    def get_queryset(self):
+        reviews = Review.objects.filter(patch__project=self.request.project).select_related(
+            "reviewer").order_by("id")
+        if self.request.project.role_of(self.request.user) != Role.ADMIN:
+            reviews = reviews.filter(Q(reviewer=self.request.user)
+                                     | Q(patch__status__in=SETTLED))
+        return reviews

@@ -1,0 +1,247 @@
+"""Review queues: which patches to show next, in what order, leased to whom.
+
+Each queue is a filter and an ORDER BY evaluated in SQL over indexed columns (the model's
+scores come from one filtered join, see :func:`inference.queries.with_scores`). "Next item"
+takes leases with ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent reviewers never pick
+the same patch slot, and a double-read patch goes to as many different reviewers as the
+project requires, never twice to one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest, Mod
+from django.utils import timezone
+
+from annotations.consensus import DECISIONS
+from annotations.models import Lease, Patch, PatchStatus, Project, Review, ReviewAction, Role
+from inference.queries import active_version, with_scores
+
+QUEUES = ("disagreement", "uncertain", "unreviewed", "audit", "disputed")
+MODEL_QUEUES = ("disagreement", "uncertain")
+_HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash, so the audit sample is in SQL
+_HASH_RANGE = 2**32
+
+
+class QueueError(ValueError):
+    """Unknown queue, or one that needs a model the project does not have yet."""
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    current_label: int | None = None
+    predicted_label: int | None = None
+    slide: int | None = None
+    split: str | None = None
+
+
+def audit_key(project: Project):
+    """A per-project pseudo-random key in [0, 2^32) for every patch (stable, seeded)."""
+    return Mod((F("id") + project.pk * 7919) * _HASH_MULTIPLIER, _HASH_RANGE,
+               output_field=IntegerField())
+
+
+def in_audit_sample(project: Project) -> Q:
+    return Q(audit_key__lt=int(project.audit_fraction * _HASH_RANGE))
+
+
+def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFilters(),
+                   ) -> QuerySet[Patch]:
+    """Patches of queue ``name`` in review order (before per-reviewer eligibility)."""
+    if name not in QUEUES:
+        raise QueueError(f"unknown queue {name!r}; queues: {', '.join(QUEUES)}")
+    version = active_version(project)
+    if name in MODEL_QUEUES and version is None:
+        raise QueueError(f"the {name} queue needs a model; train or register one first")
+    patches = Patch.objects.filter(project=project)
+    if version is not None:
+        patches = with_scores(patches, version)
+    if filters.current_label:
+        patches = patches.filter(current_label_id=filters.current_label)
+    if filters.slide:
+        patches = patches.filter(slide_id=filters.slide)
+    if filters.split is not None:
+        patches = patches.filter(split=filters.split)
+    if filters.predicted_label and version is not None:
+        patches = patches.filter(opinion__predicted_id=filters.predicted_label)
+    if name == "disputed":
+        return patches.filter(status=PatchStatus.DISPUTED).order_by("id")
+    patches = patches.filter(status=PatchStatus.UNREVIEWED)
+    if name == "disagreement":
+        return patches.filter(model_disagree=True).order_by(
+            F("model_label_quality").asc(nulls_last=True), "id")
+    if name == "uncertain":
+        return patches.filter(model_entropy__isnull=False).order_by(
+            F("model_entropy").desc(), "id")
+    if name == "audit":
+        return (patches.annotate(audit_key=audit_key(project)).filter(in_audit_sample(project))
+                .order_by("audit_key", "id"))
+    if version is not None:  # unreviewed: most likely wrong first, then the rest
+        return patches.order_by(F("model_label_quality").asc(nulls_last=True), "id")
+    return patches.order_by("id")
+
+
+def queue_sizes(project: Project) -> dict[str, int | None]:
+    """Items left per queue (None: the queue needs a model)."""
+    has_model = active_version(project) is not None
+    return {name: (queue_queryset(project, name).count()
+                   if has_model or name not in MODEL_QUEUES else None)
+            for name in QUEUES}
+
+
+def _live_leases(now):
+    """Leases held on a patch, from its own row (0 once the latest of them expired)."""
+    return Case(When(lease_expires__gt=now, then=F("leases_held")), default=Value(0),
+                output_field=IntegerField())
+
+
+def _eligible(patches: QuerySet[Patch], project: Project, user, now) -> QuerySet[Patch]:
+    """Patches this user may be given now: not decided by them since the last reopen, not
+    held or skipped by them, and with a free slot among the reads the project requires.
+
+    The free-slot test reads only the patch row's own columns, so when a concurrent
+    reviewer's lease commits first, PostgreSQL re-checks it on the updated row and skips it.
+    """
+    last_reopen = (Review.objects.filter(patch=OuterRef(OuterRef("pk")),
+                                         action=ReviewAction.REOPEN)
+                   .order_by("-id").values("id")[:1])
+    decided = Review.objects.filter(patch=OuterRef("pk"), reviewer=user, action__in=DECISIONS,
+                                    id__gt=Coalesce(Subquery(last_reopen), Value(0)))
+    mine = Lease.objects.filter(patch=OuterRef("pk"), reviewer=user, expires_at__gt=now)
+    return (patches.filter(~Exists(decided), ~Exists(mine))
+            .annotate(held=_live_leases(now))
+            .filter(decisions__lt=project.reviews_required - F("held")))
+
+
+def _hold(patch_ids: list[int], now, expires) -> None:
+    """Count new leases on the patch rows (inside the transaction that locked them)."""
+    Patch.objects.filter(pk__in=patch_ids).update(
+        leases_held=_live_leases(now) + 1,
+        lease_expires=Greatest(Coalesce(F("lease_expires"), Value(expires)), Value(expires)))
+
+
+def _unhold(patch_ids: list[int]) -> None:
+    Patch.objects.filter(pk__in=patch_ids, leases_held__gt=0).update(
+        leases_held=F("leases_held") - 1)
+
+
+def lease_next(project: Project, user, name: str, count: int = 1,
+               filters: QueueFilters = QueueFilters()) -> list[Lease]:
+    """Up to ``count`` leases for ``user`` from queue ``name``: the ones they already hold
+    (renewed) first, then new ones taken in queue order, skipping rows others are taking."""
+    if name == "disputed" and project.role_of(user) != Role.ADMIN:
+        raise QueueError("only project admins adjudicate disputed items")
+    now = timezone.now()
+    expires = now + timedelta(seconds=settings.SPIDER_LEASE_SECONDS)
+    with transaction.atomic():
+        held = list(Lease.objects.filter(patch__project=project, reviewer=user, queue=name,
+                                         skipped=False, expires_at__gt=now)
+                    .order_by("created_at", "id")[:count])
+        Lease.objects.filter(pk__in=[lease.pk for lease in held]).update(expires_at=expires)
+        Patch.objects.filter(pk__in=[lease.patch_id for lease in held]).update(
+            lease_expires=Greatest(Coalesce(F("lease_expires"), Value(expires)), Value(expires)))
+        wanted = count - len(held)
+        if wanted > 0:
+            candidates = _eligible(queue_queryset(project, name, filters), project, user, now)
+            ids = list(candidates.select_for_update(skip_locked=True, of=("self",))
+                       .values_list("id", flat=True)[:wanted])
+            _hold(ids, now, expires)
+            Lease.objects.bulk_create(
+                [Lease(patch_id=i, reviewer=user, queue=name, expires_at=expires)
+                 for i in ids],
+                update_conflicts=True, unique_fields=["patch", "reviewer"],
+                update_fields=["queue", "expires_at", "skipped", "created_at"])
+        leases = list(Lease.objects.filter(patch__project=project, reviewer=user, queue=name,
+                                           skipped=False, expires_at__gt=now)
+                      .order_by("created_at", "id")[:count])
+    return leases
+
+
+def lease_patch(project: Project, user, patch_id: int, name: str) -> Lease:
+    """Hold one given patch (the one a reviewer just undid, to decide it again)."""
+    patch = Patch.objects.filter(project=project, pk=patch_id).first()
+    if patch is None:
+        raise QueueError(f"no patch {patch_id} in project {project.slug}")
+    now = timezone.now()
+    expires = now + timedelta(seconds=settings.SPIDER_LEASE_SECONDS)
+    with transaction.atomic():
+        lease, created = Lease.objects.update_or_create(
+            patch=patch, reviewer=user,
+            defaults={"queue": name, "expires_at": expires, "skipped": False})
+        if created:
+            _hold([patch.pk], now, expires)
+    return lease
+
+
+def skip(project: Project, user, patch_id: int) -> None:
+    """Hand the item back to the others and keep it from this reviewer for a while."""
+    with transaction.atomic():
+        changed = Lease.objects.filter(patch__project=project, patch_id=patch_id,
+                                       reviewer=user, skipped=False).update(
+            skipped=True,
+            expires_at=timezone.now() + timedelta(seconds=settings.SPIDER_SKIP_SECONDS))
+        if changed:
+            _unhold([patch_id])
+
+
+def release(patch: Patch, user) -> None:
+    """The reviewer decided: their lease on ``patch`` ends (called by annotations.reviewing)."""
+    if Lease.objects.filter(patch=patch, reviewer=user, skipped=False).delete()[0]:
+        _unhold([patch.pk])
+
+
+def release_expired(older_than_seconds: int = 3600) -> int:
+    """Delete leases that expired long ago (they are already ignored); for a periodic task."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return Lease.objects.filter(expires_at__lt=cutoff).delete()[0]
+
+
+@dataclass(frozen=True)
+class ErrorEstimate:
+    """Label error rate in the audit sample's settled items, with a Wilson 95% interval."""
+
+    reviewed: int
+    wrong: int
+    sample_size: int
+    rate: float | None
+    low: float | None
+    high: float | None
+
+
+def audit_estimate(project: Project) -> ErrorEstimate:
+    sample = (Patch.objects.filter(project=project).annotate(audit_key=audit_key(project))
+              .filter(in_audit_sample(project)))
+    counts = dict(sample.values_list("status").annotate(n=Count("id"))
+                  .values_list("status", "n"))
+    wrong = counts.get(PatchStatus.CORRECTED, 0)
+    reviewed = wrong + counts.get(PatchStatus.CONFIRMED, 0)
+    size = sum(counts.values())
+    if not reviewed:
+        return ErrorEstimate(0, 0, size, None, None, None)
+    rate, low, high = _wilson(wrong, reviewed)
+    return ErrorEstimate(reviewed, wrong, size, rate, low, high)
+
+
+def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float, float]:
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return p, max(0.0, centre - half), min(1.0, centre + half)

@@ -1,0 +1,47 @@
+"""What a reviewer's screen needs for each leased patch, built in a fixed number of queries."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from annotations.models import Lease, Patch, Project
+from inference.queries import opinions
+
+
+def tile_url(tile_id: int | None) -> str | None:
+    return reverse("tile-image", args=[tile_id]) if tile_id is not None else None
+
+
+def review_items(project: Project, leases: list[Lease]) -> list[dict]:
+    """One dict per lease, in lease order: the patch, its 5x5 tile URLs and the model's top 3.
+
+    The label shown is the current one, which stays the original until a double read is
+    settled, so a second reader never sees the first reader's decision.
+    """
+    ids = [lease.patch_id for lease in leases]
+    patches = {p.pk: p for p in Patch.objects.filter(pk__in=ids)
+               .select_related("slide", "current_label", "original_label")}
+    said = opinions(project, ids)
+    items = []
+    for lease in leases:
+        patch = patches[lease.patch_id]
+        opinion = said.get(patch.pk)
+        items.append({
+            "patch": patch.pk,
+            "version": patch.version,
+            "image_name": patch.image_name,
+            "slide": patch.slide.name,
+            "split": patch.split,
+            "status": patch.status,
+            "current_label": patch.current_label_id,
+            "original_label": patch.original_label_id,
+            "grid": [tile_url(t) for t in patch.grid],
+            "queue": lease.queue,
+            "lease_expires": lease.expires_at,
+            "model": None if opinion is None else {
+                "version": opinion.model_version,
+                "top": [{"name": name, "p": round(p, 4)} for name, p in opinion.top],
+                "disagree": opinion.disagree,
+            },
+        })
+    return items

@@ -1,0 +1,49 @@
+"""The review pages: one patch at a time (keyboard first) and grid mode. Both are shells
+that the static JS fills through the review API, so the API is the only write path."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from annotations.access import access_project
+from annotations.models import Role
+from annotations.queues import MODEL_QUEUES, QUEUES, queue_sizes
+from annotations.reviewing import EXCLUDE_REASONS
+from inference.queries import active_model_name
+
+
+def _config(request: HttpRequest, project, queue: str) -> dict:
+    classes = [{"id": c.id, "name": c.name, "hotkey": c.hotkey, "colour": c.colour}
+               for c in project.classes.order_by("index")]
+    filters = {key: request.GET[key] for key in ("current_label", "predicted_label", "slide",
+                                                 "split") if request.GET.get(key)}
+    return {"project": project.slug, "queue": queue, "classes": classes, "filters": filters,
+            "api": f"/api/projects/{project.slug}", "reasons": list(EXCLUDE_REASONS),
+            "role": project.role_of(request.user)}
+
+
+def _queue(request: HttpRequest, project) -> str:
+    queue = request.GET.get("queue", "")
+    if queue not in QUEUES:
+        queue = "disagreement" if active_model_name(project) else "unreviewed"
+    if queue in MODEL_QUEUES and not active_model_name(project):
+        queue = "unreviewed"
+    return queue
+
+
+def review(request: HttpRequest, slug: str) -> HttpResponse:
+    project = access_project(request.user, slug, role=Role.REVIEWER)
+    queue = _queue(request, project)
+    return render(request, "annotations/review.html", {
+        "project": project, "queue": queue, "queues": queue_sizes(project),
+        "config": _config(request, project, queue), "model": active_model_name(project)})
+
+
+def review_grid(request: HttpRequest, slug: str) -> HttpResponse:
+    project = access_project(request.user, slug, role=Role.REVIEWER)
+    queue = _queue(request, project)
+    return render(request, "annotations/review_grid.html", {
+        "project": project, "queue": queue, "queues": queue_sizes(project),
+        "config": _config(request, project, queue), "model": active_model_name(project),
+        "classes": project.classes.order_by("index")})

@@ -1,0 +1,132 @@
+"""Record review decisions: the one write path for labels (pages, API and grid mode use it).
+
+Every call appends review rows, then re-derives the patch's label and status from the whole
+history (:mod:`annotations.consensus`) under a row lock, bumps its version and frees the
+reviewer's lease. A decision made on an older version than the patch's is refused with
+:class:`StaleReview`, which says what changed: nothing is ever overwritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+
+from annotations.consensus import derive
+from annotations.models import (
+    LabelClass,
+    Patch,
+    PatchStatus,
+    Project,
+    Review,
+    ReviewAction,
+    Role,
+)
+from annotations.queues import release
+
+EXCLUDE_REASONS = ("artefact", "out of focus", "no tissue", "other")
+
+
+class StaleReview(Exception):
+    """The patch changed since the reviewer loaded it (HTTP 409)."""
+
+    def __init__(self, patch: Patch, latest: Review | None) -> None:
+        self.patch, self.latest = patch, latest
+        if latest is None:
+            change = "it was changed"
+        else:
+            who = latest.reviewer.get_username()
+            label = f" to {latest.to_label.name}" if latest.to_label_id else ""
+            change = f"{who} recorded '{latest.action}{label}' at {latest.created_at:%H:%M:%S}"
+        super().__init__(f"Patch {patch.image_name} changed since you loaded it: {change}. "
+                         f"It is now version {patch.version} ({patch.status}); nothing was "
+                         "overwritten.")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One reviewer action on one patch, as submitted."""
+
+    action: str
+    patch_version: int
+    label_id: int | None = None
+    reason: str = ""
+    comment: str = ""
+    time_spent_ms: int | None = None
+    model_version: str = ""
+    shown_probabilities: dict | list | None = None
+
+
+def _check(project: Project, user, role: str | None, decision: Decision) -> None:
+    if role not in Role.at_least(Role.REVIEWER):
+        raise PermissionDenied("Reviewing needs the reviewer role")
+    action = decision.action
+    if action in (ReviewAction.ADJUDICATE, ReviewAction.REOPEN) and role != Role.ADMIN:
+        raise PermissionDenied(f"Only project admins may {action}")
+    if action not in ReviewAction.values:
+        raise ValidationError(f"unknown action {action!r}")
+    needs_label = action in (ReviewAction.CORRECT, ReviewAction.ADJUDICATE)
+    if needs_label and decision.label_id is None:
+        raise ValidationError(f"'{action}' needs the class to set")
+    if action == ReviewAction.EXCLUDE and decision.reason not in EXCLUDE_REASONS:
+        raise ValidationError(f"exclude needs a reason: one of {', '.join(EXCLUDE_REASONS)}")
+    if action == ReviewAction.COMMENT and not decision.comment.strip():
+        raise ValidationError("a comment needs text")
+
+
+def submit(project: Project, user, patch_id: int, decision: Decision) -> Patch:
+    """Append ``decision`` to patch ``patch_id``'s history and re-derive its state."""
+    role = project.role_of(user)
+    _check(project, user, role, decision)
+    with transaction.atomic():
+        patch = (Patch.objects.select_for_update(of=("self",)).select_related("current_label")
+                 .filter(project=project, pk=patch_id).first())
+        if patch is None:
+            raise ValidationError(f"no patch {patch_id} in project {project.slug}")
+        if decision.patch_version != patch.version:
+            latest = (Review.objects.filter(patch=patch).select_related("reviewer", "to_label")
+                      .order_by("-id").first())
+            raise StaleReview(patch, latest)
+        label = None
+        if decision.label_id is not None:
+            label = LabelClass.objects.filter(project=project, pk=decision.label_id).first()
+            if label is None:
+                raise ValidationError(f"no class {decision.label_id} in project {project.slug}")
+        action = decision.action
+        if action == ReviewAction.CORRECT and label.pk == patch.current_label_id \
+                and patch.status == PatchStatus.UNREVIEWED:
+            action = ReviewAction.CONFIRM  # "correcting" to the shown label is agreeing
+        if action == ReviewAction.UNDO and not _has_decision_to_undo(patch, user):
+            raise ValidationError("nothing of yours to undo on this patch")
+        Review.objects.create(
+            patch=patch, reviewer=user, action=action,
+            from_label_id=patch.current_label_id,
+            to_label_id=(label.pk if label else
+                         patch.current_label_id if action == ReviewAction.CONFIRM else None),
+            reason=decision.reason, comment=decision.comment, patch_version=patch.version,
+            time_spent_ms=decision.time_spent_ms, model_version=decision.model_version,
+            shown_probabilities=decision.shown_probabilities,
+        )
+        _rederive(patch, project)
+        if action != ReviewAction.COMMENT:
+            release(patch, user)
+    return patch
+
+
+def _has_decision_to_undo(patch: Patch, user) -> bool:
+    from annotations.consensus import decisions_in_force
+
+    reviews = list(Review.objects.filter(patch=patch).order_by("id"))
+    decided, adjudication = decisions_in_force(reviews)
+    return user.pk in decided or (adjudication is not None and adjudication.reviewer_id == user.pk)
+
+
+def _rederive(patch: Patch, project: Project) -> None:
+    reviews = list(Review.objects.filter(patch=patch).order_by("id"))
+    state = derive(reviews, patch.original_label_id, project.reviews_required)
+    patch.status, patch.current_label_id = state.status, state.label_id
+    patch.decisions = len(state.decisions)
+    patch.version += 1
+    patch.save(update_fields=["status", "current_label", "decisions", "version"])
+
