@@ -155,8 +155,13 @@ def lease_next(project: Project, user, name: str, count: int = 1,
         held = list(Lease.objects.filter(patch__project=project, reviewer=user, queue=name,
                                          skipped=False, expires_at__gt=now)
                     .order_by("created_at", "id")[:count])
+        # Lock order everywhere: patch rows (by id), then leases, as reviewing.submit does;
+        # a decision arriving while the page prefetches must not deadlock with it.
+        held_patches = sorted(lease.patch_id for lease in held)
+        list(Patch.objects.select_for_update(of=("self",)).filter(pk__in=held_patches)
+             .order_by("id").values_list("id", flat=True))
         Lease.objects.filter(pk__in=[lease.pk for lease in held]).update(expires_at=expires)
-        Patch.objects.filter(pk__in=[lease.patch_id for lease in held]).update(
+        Patch.objects.filter(pk__in=held_patches).update(
             lease_expires=Greatest(Coalesce(F("lease_expires"), Value(expires)), Value(expires)))
         wanted = count - len(held)
         if wanted > 0:

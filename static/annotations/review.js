@@ -21,6 +21,7 @@
   let fetching = null;
   let done = 0;
   let exhausted = false;
+  let inflight = 0; // decisions sent, not yet answered
 
   function csrf() {
     const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
@@ -61,7 +62,11 @@
 
   function refill() {
     if (fetching || exhausted || buffer.length >= AHEAD) return fetching;
-    const body = Object.assign({count: AHEAD + 1}, numeric(cfg.filters));
+    // The server returns the leases we hold first (shown, buffered, being submitted), then
+    // new ones: ask for enough to get AHEAD new items past those.
+    const held = buffer.length + (current ? 1 : 0) + inflight;
+    const count = Math.min(200, held + AHEAD + 1 - buffer.length);
+    const body = Object.assign({count}, numeric(cfg.filters));
     fetching = api(`/queues/${cfg.queue}/next/`, body).then(({status, data}) => {
       fetching = null;
       if (status !== 200) {
@@ -70,7 +75,9 @@
       }
       const fresh = data.items.filter((item) => !seen.has(item.patch));
       fresh.forEach((item) => { seen.add(item.patch); buffer.push(preload(item)); });
-      if (!fresh.length && !buffer.length) exhausted = true;
+      if (!fresh.length && !buffer.length && data.items.length < count && !inflight) {
+        exhausted = true;
+      }
     }).catch((err) => { fetching = null; say(`Network error: ${err}`, "error"); });
     return fetching;
   }
@@ -118,7 +125,10 @@
         say("This queue is empty for you. Pick another queue above.", "info");
       } else {
         $("review-status").textContent = "loading…";
-        (refill() || Promise.resolve()).then(() => { $("review-status").textContent = ""; if (!current) showNext(); });
+        (refill() || Promise.resolve()).then(() => {
+          $("review-status").textContent = "";
+          if (!current) setTimeout(showNext, buffer.length ? 0 : 250); // decisions in flight
+        });
       }
       return;
     }
@@ -128,7 +138,9 @@
   }
 
   async function submit(item, body) {
-    const {status, data} = await api(`/patches/${item.patch}/reviews/`, body);
+    inflight += 1;
+    const {status, data} = await api(`/patches/${item.patch}/reviews/`, body)
+      .finally(() => { inflight -= 1; });
     if (status === 201) {
       done += body.action === "undo" ? -1 : 1;
       $("done-count").textContent = `${done} decided on this page`;
