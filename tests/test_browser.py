@@ -41,9 +41,9 @@ def test_log_in_browse_and_open_a_patch_in_context(page, live_server, users, imp
     assert inner["y"] - box["y"] == pytest.approx(box["height"] * 2 / 5, abs=3)
     assert inner["width"] == pytest.approx(box["width"] / 5, abs=3)
     # every present tile actually loaded as an image
-    loaded = page.evaluate("""() => [...document.querySelectorAll('#context img')]
-                                     .every(img => img.complete && img.naturalWidth === 224)""")
-    assert loaded
+    page.wait_for_function("""() => [...document.querySelectorAll('#context img')]
+                                .every(img => img.complete && img.naturalWidth === 224)""",
+                           timeout=15000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "patch_page.png"), full_page=True)
 
