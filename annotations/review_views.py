@@ -7,8 +7,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from annotations.access import access_project
+from annotations.dashboards import change_matrix, pair_kappas, reviewer_rows
 from annotations.models import Role
-from annotations.queues import MODEL_QUEUES, QUEUES, queue_sizes
+from annotations.queues import MODEL_QUEUES, QUEUES, audit_estimate, queue_sizes
 from annotations.reviewing import EXCLUDE_REASONS
 from inference.queries import active_model_name
 
@@ -47,3 +48,17 @@ def review_grid(request: HttpRequest, slug: str) -> HttpResponse:
         "project": project, "queue": queue, "queues": queue_sizes(project),
         "config": _config(request, project, queue), "model": active_model_name(project),
         "classes": project.classes.order_by("index")})
+
+
+def reviewers(request: HttpRequest, slug: str) -> HttpResponse:
+    """Reviewer dashboard: throughput, agreement with consensus, kappa between pairs."""
+    project = access_project(request.user, slug)
+    return render(request, "annotations/reviewers.html", {
+        "project": project, "rows": reviewer_rows(project), "pairs": pair_kappas(project)})
+
+
+def review_summary(project) -> dict:
+    """Context for templates/annotations/_review_summary.html on the project page."""
+    names, matrix = change_matrix(project)
+    return {"queue_sizes": queue_sizes(project), "audit": audit_estimate(project),
+            "change_names": names, "change_rows": list(zip(names, matrix, strict=True))}

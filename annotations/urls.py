@@ -24,4 +24,5 @@ urlpatterns += [
 urlpatterns += [
     path("p/<slug:slug>/review/", review_views.review, name="review"),
     path("p/<slug:slug>/review/grid/", review_views.review_grid, name="review-grid"),
+    path("p/<slug:slug>/reviewers/", review_views.reviewers, name="reviewers"),
 ]

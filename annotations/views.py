@@ -22,6 +22,7 @@ from annotations.actions import (
 from annotations.filters import PatchFilterSet
 from annotations.models import Membership, Patch, Project, Role
 from annotations.models.patches import CENTRE_INDEX
+from annotations.review_views import review_summary
 from annotations.stats import class_counts, slide_counts, split_counts, status_counts
 from annotations.tilestore import open_tile
 from inference.views import model_panel
@@ -40,6 +41,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     jobs = list(project.import_jobs.all()[:10])
     models = model_panel(project)
     return render(request, "annotations/project_detail.html", {
+        **review_summary(project),
         "project": project,
         "role": project.role_of(request.user),
         "classes": class_counts(project),

@@ -1,0 +1,121 @@
+"""Review dashboards: reviewer throughput and agreement, Cohen's kappa, label change matrix.
+
+Computed from the review history with the same consensus rules that set the labels, so the
+numbers always describe what the labels are.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from itertools import combinations
+
+from django.db.models import Count
+
+from annotations.consensus import SETTLED, Outcome, derive, histories, outcome
+from annotations.models import Patch, PatchStatus, Project, Review, ReviewAction
+
+
+@dataclass(frozen=True)
+class ReviewerRow:
+    username: str
+    decisions: int
+    per_hour: float | None  # decisions per hour over the hours in which they reviewed
+    median_seconds: float | None  # time spent per decision
+    agreement: float | None  # share of their decisions on settled patches matching it
+    compared: int
+
+
+@dataclass(frozen=True)
+class PairKappa:
+    first: str
+    second: str
+    items: int  # patches both decided (double reads)
+    kappa: float | None
+    observed: float | None
+
+
+def _consensus_by_patch(project: Project):
+    reviewed = list(Patch.objects.filter(project=project, decisions__gt=0)
+                    .values_list("id", "original_label_id"))
+    history = histories([pid for pid, _ in reviewed])
+    return {pid: derive(history[pid], original, project.reviews_required)
+            for pid, original in reviewed}
+
+
+def reviewer_rows(project: Project) -> list[ReviewerRow]:
+    states = _consensus_by_patch(project)
+    hours: dict[str, set] = defaultdict(set)
+    spent: dict[str, list[int]] = defaultdict(list)
+    counts: Counter = Counter()
+    for name, created, ms in (Review.objects.filter(
+            patch__project=project, action__in=[a.value for a in ReviewAction
+                                                if a not in ("comment", "undo", "reopen")])
+            .values_list("reviewer__username", "created_at", "time_spent_ms")):
+        counts[name] += 1
+        hours[name].add(created.replace(minute=0, second=0, microsecond=0))
+        if ms is not None:
+            spent[name].append(ms)
+    agree: Counter = Counter()
+    compared: Counter = Counter()
+    for state in states.values():
+        if state.status not in SETTLED:
+            continue
+        settled = _settled_outcome(state)
+        for review in state.decisions.values():
+            name = review.reviewer.get_username()
+            compared[name] += 1
+            agree[name] += outcome(review) == settled
+    rows = []
+    for name in sorted(counts):
+        times = sorted(spent[name])
+        rows.append(ReviewerRow(
+            name, counts[name], counts[name] / len(hours[name]) if hours[name] else None,
+            times[len(times) // 2] / 1000 if times else None,
+            agree[name] / compared[name] if compared[name] else None, compared[name]))
+    return rows
+
+
+def _settled_outcome(state) -> Outcome:
+    if state.status in (PatchStatus.CONFIRMED, PatchStatus.CORRECTED):
+        return Outcome("label", state.label_id)
+    return Outcome("unsure" if state.status == PatchStatus.UNSURE else "exclude")
+
+
+def pair_kappas(project: Project) -> list[PairKappa]:
+    """Cohen's kappa for every pair of reviewers over the patches both decided."""
+    pairs: dict[tuple[str, str], list[tuple[Outcome, Outcome]]] = defaultdict(list)
+    for state in _consensus_by_patch(project).values():
+        decided = sorted((r.reviewer.get_username(), outcome(r))
+                         for r in state.decisions.values())
+        for (a, oa), (b, ob) in combinations(decided, 2):
+            pairs[(a, b)].append((oa, ob))
+    return [PairKappa(a, b, len(votes), *cohen_kappa(votes)) for (a, b), votes in
+            sorted(pairs.items())]
+
+
+def cohen_kappa(votes: list[tuple[object, object]]) -> tuple[float | None, float | None]:
+    """(kappa, observed agreement) of paired categorical ratings; kappa None if undefined."""
+    if not votes:
+        return None, None
+    n = len(votes)
+    observed = sum(a == b for a, b in votes) / n
+    first, second = Counter(a for a, _ in votes), Counter(b for _, b in votes)
+    expected = sum(first[k] * second[k] for k in first) / (n * n)
+    if expected == 1:
+        return None, observed
+    return (observed - expected) / (1 - expected), observed
+
+
+def change_matrix(project: Project) -> tuple[list[str], list[list[int]]]:
+    """(class names, rows = original label, columns = reviewed label) over settled patches."""
+    classes = list(project.classes.order_by("index").values_list("id", "name"))
+    position = {cid: i for i, (cid, _) in enumerate(classes)}
+    matrix = [[0] * len(classes) for _ in classes]
+    settled = (Patch.objects.filter(project=project, status__in=[PatchStatus.CONFIRMED,
+                                                                  PatchStatus.CORRECTED])
+               .values_list("original_label", "current_label").annotate(n=Count("id")))
+    for original, current, n in settled:
+        if original in position and current in position:
+            matrix[position[original]][position[current]] += n
+    return [name for _, name in classes], matrix
