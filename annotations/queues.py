@@ -213,12 +213,6 @@ def release(patch: Patch, user) -> None:
         _unhold([patch.pk])
 
 
-def release_expired(older_than_seconds: int = 3600) -> int:
-    """Delete leases that expired long ago (they are already ignored); for a periodic task."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    return Lease.objects.filter(expires_at__lt=cutoff).delete()[0]
-
-
 @dataclass(frozen=True)
 class ErrorEstimate:
     """Label error rate in the audit sample's settled items, with a Wilson 95% interval."""

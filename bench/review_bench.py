@@ -1,0 +1,780 @@
+"""Review API under load: 20 reviewers on a SPIDER-skin-sized project, over real HTTP.
+
+Why: "next item" takes leases with FOR UPDATE SKIP LOCKED over a queue that joins 160k
+patches to their predictions, and "submit" rewrites a patch under a row lock, so the cost
+only shows with a full-size table and many reviewers at once. This script measures it the
+way pathologists will meet it: gunicorn serving the real app, token-authenticated clients
+with keep-alive connections, and the load generator on the same (2-core) machine.
+
+1. Load (skipped with --reuse when the database already holds it): a dedicated database
+   (dropped and re-created; its name must contain "bench") gets a project with 24 skin
+   classes, --patches patches on 400-patch slides, --tiles tile rows (fake storage names,
+   no files: nothing reads images here), an active model version and one prediction per
+   patch with realistic scores (~10% model/label disagreement), all written with COPY, then
+   VACUUM ANALYZE. 20 reviewer users are members with the reviewer role.
+2. For each --servers configuration (WORKERSxTHREADS), gunicorn is started on a free port
+   and, for each --queues queue, the reviewers run next+submit ("confirm") paced at one
+   decision per second each for --paced-seconds, then unpaced (no pause) for
+   --unpaced-seconds. Review state is reset before each configuration.
+3. It prints p50/p95/p99 latency of next and submit, decisions/s, CPU use, HTTP errors and
+   duplicate leases: a patch handed by next to two different reviewers (reviews_required=1
+   and a confirmed patch leaves the queue, so any repeat is a duplicate); must be 0.
+4. --explain: runs one next and one submit in-process (rolled back), lists their SQL by
+   time and prints EXPLAIN (ANALYZE, BUFFERS) of the slowest statement of each.
+
+Usage:
+  .venv/bin/python bench/review_bench.py [--reuse] [--patches 160000] [--tiles 2700000]
+      [--servers 3x4,2x8] [--queues disagreement,unreviewed] [--paced-seconds 60]
+      [--unpaced-seconds 30] [--explain]
+DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/reviewbench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import io
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/reviewbench"
+os.environ.setdefault("DATABASE_URL", DEFAULT_DB)
+os.environ.setdefault("SECRET_KEY", "review-bench-not-secret-" + "x" * 40)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spider_web.settings")
+os.environ["DEBUG"] = "0"  # DEBUG=1 would keep every query in memory and change timings
+
+SLUG = "skin-bench"
+REVIEWERS = 20
+PASSWORD = "review-bench-password"
+PATCHES_PER_SLIDE = 400
+DISAGREE_RATE = 0.10
+COPY_CHUNK = 50_000
+PATCH_COLUMNS = ("id, project_id, slide_id, split, image_name, centre_tile_id, grid, "
+                 "missing_context, original_label_id, current_label_id, status, version, "
+                 "decisions, created_at")
+
+
+# ---------------------------------------------------------------------------------------
+# Database: create, load with COPY, reset
+
+
+def db_name() -> str:
+    name = urlparse(os.environ["DATABASE_URL"]).path.lstrip("/")
+    if "bench" not in name or name.startswith("test"):
+        raise SystemExit(f"refusing database {name!r}: its name must contain 'bench' "
+                         "(this script drops and re-creates it)")
+    return name
+
+
+def admin_dsn() -> str:
+    """The same server's maintenance database, to create or drop the bench database."""
+    return urlparse(os.environ["DATABASE_URL"])._replace(path="/postgres").geturl()
+
+
+def database_exists() -> bool:
+    import psycopg
+
+    with psycopg.connect(admin_dsn(), autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            [db_name()]).fetchone() is not None
+
+
+def recreate_database() -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                     .format(sql.Identifier(db_name())))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name())))
+
+
+def loaded_sizes() -> tuple[int, int, int] | None:
+    """(patches, tiles, predictions) of the bench project, or None if it is not there."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT to_regclass('inference_prediction') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return None
+        cur.execute("SELECT id FROM annotations_project WHERE slug = %s", [SLUG])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        counts = []
+        for table in ("annotations_patch", "annotations_tile"):
+            cur.execute(f"SELECT count(*) FROM {table} WHERE project_id = %s", row)
+            counts.append(cur.fetchone()[0])
+        cur.execute("SELECT count(*) FROM inference_prediction p JOIN inference_modelversion m"
+                    " ON m.id = p.model_version_id WHERE m.project_id = %s AND m.is_active",
+                    row)
+        return counts[0], counts[1], cur.fetchone()[0]
+
+
+def model_defaults(model, given: str) -> dict[str, object]:
+    """{column: database value} of the model's columns not in ``given``: their defaults.
+
+    The schema changes while the review code evolves; a column this script does not know
+    gets what Django would write for a new row, so loading and resetting keep working.
+    """
+    from django.db import connection
+
+    taken = {c.strip() for c in given.split(",")}
+    found: dict[str, object] = {}
+    for f in model._meta.concrete_fields:
+        if f.column in taken or f.primary_key:
+            continue
+        if f.has_default():
+            value = f.get_db_prep_save(f.get_default(), connection)
+            found[f.column] = json.dumps(value.adapted) if hasattr(value, "adapted") else value
+        elif f.null:
+            found[f.column] = None
+        else:
+            raise SystemExit(f"{model.__name__}.{f.name} needs a value: teach the bench it")
+    return found
+
+
+def copy_text(value: object) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return str(value)
+
+
+def copy_rows(model, columns: str, rows: Iterator[str]) -> None:
+    """COPY text-format lines (without their newline) into ``model``'s table on Django's
+    connection (same transaction); columns not named get their model defaults."""
+    from django.db import connection
+
+    defaults = model_defaults(model, columns)
+    extra_columns = "".join(f", {c}" for c in defaults)
+    suffix = "".join(f"\t{copy_text(v)}" for v in defaults.values())
+    table = model._meta.db_table
+    with connection.cursor() as cur, cur.cursor.copy(
+            f"COPY {table} ({columns}{extra_columns}) FROM STDIN") as copy:
+        chunk = []
+        for row in rows:
+            chunk.append(f"{row}{suffix}\n")
+            if len(chunk) == COPY_CHUNK:
+                copy.write("".join(chunk))
+                chunk = []
+        copy.write("".join(chunk))
+
+
+def load(patches: int, tiles: int, seed: int) -> None:
+    """Generate a SPIDER-skin-sized project and write it with COPY in one transaction."""
+    import numpy as np
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from annotations.models import LabelClass, Membership, Patch, Project, Role, Slide, Tile
+    from annotations.organs import SPIDER_CLASSES
+    from inference.models import EmbeddingSpace, ModelVersion, Prediction
+
+    if tiles < patches:
+        raise SystemExit("--tiles must be at least --patches (every patch has a centre tile)")
+    rng = np.random.default_rng(seed)
+    names = SPIDER_CLASSES["skin"]
+    k = len(names)
+    now = timezone.now().isoformat()
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            if cur.fetchone()[0]:  # generated rows are consistent: skip 3M deferred FK checks
+                cur.execute("SET LOCAL session_replication_role = replica")
+        project = Project.objects.create(slug=SLUG, name="Skin (review bench)", organ="skin")
+        classes = LabelClass.objects.bulk_create(
+            [LabelClass(project=project, name=n, index=i) for i, n in enumerate(names)])
+        class_ids = np.array([c.pk for c in classes])
+        n_slides = max(1, -(-patches // PATCHES_PER_SLIDE))
+        slides = Slide.objects.bulk_create(
+            [Slide(project=project, name=f"skin-slide-{i:04d}") for i in range(n_slides)])
+        slide_ids = [s.pk for s in slides]
+
+        with connection.cursor() as cur:
+            cur.execute("SELECT coalesce(max(id), 0) FROM annotations_tile")
+            tile_base = cur.fetchone()[0] + 1
+            cur.execute("SELECT coalesce(max(id), 0) FROM annotations_patch")
+            patch_base = cur.fetchone()[0] + 1
+
+        def tile_rows() -> Iterator[str]:
+            pid = project.pk
+            for i in range(tile_base, tile_base + tiles):
+                yield f"{i}\t{pid}\t{i:064x}\ttiles/{i & 255:02x}/{i:064x}.png\tf\ttile_{i}.png"
+
+        started = time.perf_counter()
+        copy_rows(Tile, "id, project_id, sha256, file, linked, name", tile_rows())
+        print(f"  tiles       {tiles:>9,} rows {time.perf_counter() - started:6.1f} s",
+              flush=True)
+
+        # Labels: SPIDER skin is imbalanced; a Zipf-like class frequency stands in for it.
+        weights = 1.0 / np.arange(1, k + 1) ** 0.9
+        weights = rng.permutation(weights / weights.sum())
+        labels = rng.choice(k, size=patches, p=weights)
+        # Context: patch i's 24 neighbours are a window over the non-centre tiles, so
+        # neighbouring patches share tiles as in SPIDER; ~3% sit at a border (5 missing).
+        context = tiles - patches
+        stride = max(1, context // max(1, patches))
+        border = rng.random(patches) < 0.03
+
+        def patch_rows() -> Iterator[str]:
+            pid = project.pk
+            for i in range(patches):
+                centre = tile_base + i
+                grid = [str(tile_base + patches + (i * stride + j) % context) if context
+                        else "null" for j in range(24)]
+                if border[i]:
+                    grid[:5] = ["null"] * 5
+                grid.insert(12, str(centre))
+                slide = i // PATCHES_PER_SLIDE
+                label = class_ids[labels[i]]
+                yield (f"{patch_base + i}\t{pid}\t{slide_ids[slide]}\t"
+                       f"{'test' if slide % 5 == 0 else 'train'}\t"
+                       f"skin-slide-{slide:04d}/{i:07d}.png\t{centre}\t[{','.join(grid)}]\t"
+                       f"{grid.count('null')}\t{label}\t{label}\tunreviewed\t1\t0\t{now}")
+
+        started = time.perf_counter()
+        copy_rows(Patch, PATCH_COLUMNS, patch_rows())
+        print(f"  patches     {patches:>9,} rows {time.perf_counter() - started:6.1f} s",
+              flush=True)
+
+        space = EmbeddingSpace.objects.create(
+            backbone="hibou-l", weights_sha256="0" * 64, embed_dim=1024,
+            weights_path="(review bench placeholder: no inference runs)")
+        version = ModelVersion.objects.create(
+            project=project, name="skin-context-bench", space=space,
+            head_file="bench/placeholder.safetensors", head_sha256="0" * 64,
+            class_names=list(names), source=ModelVersion.Source.REGISTERED,
+            source_detail="review bench placeholder", is_active=True)
+
+        # Scores: a confident head that disputes ~10% of labels, so the disagreement queue
+        # holds ~16k patches ordered by self-confidence of the given label.
+        rows = np.arange(patches)
+        disputes = rng.random(patches) < DISAGREE_RATE
+        target = np.where(disputes, (labels + rng.integers(1, k, patches)) % k, labels)
+        logits = rng.normal(0.0, 1.0, (patches, k))
+        logits[rows, target] = logits.max(axis=1) + 0.1 + rng.gamma(2.0, 1.0, patches)
+        below = logits[rows, target] - 0.05 - rng.gamma(1.5, 0.8, patches)
+        logits[rows, labels] = np.where(disputes, below, logits[rows, labels])
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        ranked = np.sort(probs, axis=1)
+        predicted = probs.argmax(axis=1)
+        confidence = ranked[:, -1]
+        margin = ranked[:, -1] - ranked[:, -2]
+        entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1)
+        quality = probs[rows, labels]
+        disagree = predicted != labels
+        text = io.StringIO()
+        np.savetxt(text, probs, fmt="%.5f", delimiter=",")
+        prob_json = text.getvalue().splitlines()
+
+        def prediction_rows() -> Iterator[str]:
+            vid = version.pk
+            for i in range(patches):
+                yield (f"{patch_base + i}\t{vid}\t[{prob_json[i]}]\t{class_ids[predicted[i]]}\t"
+                       f"{confidence[i]:.6f}\t{margin[i]:.6f}\t{entropy[i]:.6f}\t"
+                       f"{class_ids[labels[i]]}\t{quality[i]:.6f}\t{'t' if disagree[i] else 'f'}"
+                       f"\tf\t{now}")
+
+        started = time.perf_counter()
+        copy_rows(Prediction, "patch_id, model_version_id, probabilities, "
+                  "predicted_id, confidence, margin, entropy, scored_label_id, label_quality, "
+                  "disagree, out_of_fold, created_at", prediction_rows())
+        print(f"  predictions {patches:>9,} rows {time.perf_counter() - started:6.1f} s "
+              f"({disagree.mean():.1%} disagree)", flush=True)
+
+        with connection.cursor() as cur:
+            for table in ("annotations_tile", "annotations_patch"):
+                cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                            f"(SELECT max(id) FROM {table}))")
+        users = get_user_model()
+        hashed = make_password(PASSWORD)  # hashed once: 20 hashes would cost ~10 s of CPU
+        for n in range(REVIEWERS):
+            user = users.objects.create(username=f"bench-reviewer-{n:02d}", password=hashed)
+            Membership.objects.create(project=project, user=user, role=Role.REVIEWER)
+    started = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
+    print(f"  vacuum analyze {time.perf_counter() - started:6.1f} s", flush=True)
+
+
+def reset_reviews() -> None:
+    """Put every patch back in its queues: no reviews, no leases, state as loaded."""
+    from django.db import connection, transaction
+
+    from annotations.models import Patch
+
+    others = model_defaults(Patch, PATCH_COLUMNS)
+    others.pop("created_at", None)
+    assignments = "".join(f", {column} = %s" for column in others)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT id FROM annotations_project WHERE slug = %s", [SLUG])
+        pid = cur.fetchone()[0]
+        cur.execute(
+            "UPDATE annotations_patch SET status = 'unreviewed', decisions = 0, version = 1, "
+            f"current_label_id = original_label_id{assignments} WHERE project_id = %s AND id IN"
+            " (SELECT patch_id FROM annotations_lease UNION SELECT patch_id FROM "
+            "annotations_review)", [*others.values(), pid])
+        for table in ("annotations_lease", "annotations_review"):
+            cur.execute(f"DELETE FROM {table} WHERE patch_id IN "
+                        "(SELECT id FROM annotations_patch WHERE project_id = %s)", [pid])
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE annotations_patch, annotations_lease, annotations_review")
+
+
+def decided_twice() -> int:
+    """Patches with more than one review row: the database's view of duplicate work."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM (SELECT patch_id FROM annotations_review "
+                    "GROUP BY patch_id HAVING count(*) > 1) AS twice")
+        return cur.fetchone()[0]
+
+
+# ---------------------------------------------------------------------------------------
+# Server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(workers: int, threads: int) -> Iterator[tuple[int, subprocess.Popen]]:
+    """The real app under gunicorn on 127.0.0.1 (gthread workers when threads > 1)."""
+    port = free_port()
+    env = {**os.environ, "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1"}
+    env.pop("REDIS_URL", None)
+    log = Path(f"/tmp/review_bench_gunicorn_{port}.log")
+    cmd = [str(Path(sys.executable).with_name("gunicorn")), "spider_web.wsgi:application",
+           "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+           "--threads", str(threads), "--keep-alive", "30", "--backlog", "256",
+           "--graceful-timeout", "5"]
+    with log.open("wb") as out:
+        server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {log.read_text()[-2000:]}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/api/auth/token/")
+                conn.getresponse().read()
+                conn.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield port, server
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+# ---------------------------------------------------------------------------------------
+# CPU accounting from /proc (no psutil in the venv)
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stats() -> list[tuple[int, int, str, float]]:
+    """(pid, ppid, command line, cpu seconds) of every process we may read."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+            cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, UnicodeDecodeError):
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        found.append((int(entry.name), int(fields[1]), cmdline,
+                      (int(fields[11]) + int(fields[12])) / TICK))
+    return found
+
+
+def cpu_snapshot(server_pid: int) -> dict[str, object]:
+    """CPU seconds so far: per process of gunicorn and of any pytest run beside the bench
+    (it shares the 2 cores and skews latency), of this process and of the whole machine."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    procs = _proc_stats()
+    return {
+        "wall": time.monotonic(),
+        "busy": (sum(values) - idle) / TICK,
+        "gunicorn": {pid: c for pid, ppid, _, c in procs if server_pid in (pid, ppid)},
+        "tests": {pid: c for pid, _, cmd, c in procs if "pytest" in cmd},
+        "loadgen": sum(os.times()[:2]),
+    }
+
+
+def cpu_use(before: dict[str, object], after: dict[str, object]) -> str:
+    """Cores used per component over an interval (2.00 = both cores of this machine).
+
+    Per process, so one that exits meanwhile does not count negative; "postgres+rest" is
+    what is left (PostgreSQL backends come and go with CONN_MAX_AGE, so they are not
+    counted one by one).
+    """
+    wall = after["wall"] - before["wall"]
+
+    def delta(key: str) -> float:
+        old, new = before[key], after[key]
+        if isinstance(new, dict):
+            return sum(c - old.get(pid, 0.0) for pid, c in new.items())
+        return new - old
+
+    used = {key: delta(key) / wall for key in ("busy", "gunicorn", "tests", "loadgen")}
+    rest = used["busy"] - used["gunicorn"] - used["tests"] - used["loadgen"]
+    return (f"cores busy {used['busy']:.2f}: gunicorn {used['gunicorn']:.2f}, "
+            f"load generator {used['loadgen']:.2f}, pytest beside us {used['tests']:.2f}, "
+            f"postgres+rest {max(0.0, rest):.2f}")
+
+
+# ---------------------------------------------------------------------------------------
+# Load generator
+
+
+class Client:
+    """One reviewer's keep-alive HTTP/1.1 connection (stdlib: negligible client overhead)."""
+
+    def __init__(self, port: int, token: str | None = None) -> None:
+        self.port = port
+        self.headers = {"Content-Type": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Token {token}"
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def post(self, path: str, payload: dict) -> tuple[int, dict, float]:
+        """(status, JSON body, seconds); reconnects once if the server closed an idle socket."""
+        body = json.dumps(payload).encode()
+        for attempt in (0, 1):
+            started = time.perf_counter()
+            try:
+                self.conn.request("POST", path, body=body, headers=self.headers)
+                response = self.conn.getresponse()
+                data = response.read()
+                elapsed = time.perf_counter() - started
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.conn.close()
+                if attempt:
+                    raise
+        return response.status, (json.loads(data) if data else {}), elapsed
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def get_tokens(port: int) -> list[str]:
+    """Tokens of the bench reviewers from the real endpoint (one password check each)."""
+    client = Client(port)
+    tokens = []
+    for n in range(REVIEWERS):
+        status, body, _ = client.post("/api/auth/token/",
+                                      {"username": f"bench-reviewer-{n:02d}",
+                                       "password": PASSWORD})
+        if status != 200:
+            raise RuntimeError(f"token for reviewer {n}: HTTP {status} {body}")
+        tokens.append(body["token"])
+    client.close()
+    return tokens
+
+
+@dataclass
+class Tally:
+    """What one phase observed, shared by the reviewer threads under a lock."""
+
+    next_ms: list[float] = field(default_factory=list)
+    submit_ms: list[float] = field(default_factory=list)
+    decisions: int = 0
+    empty: int = 0
+    conflicts: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    late: int = 0  # paced slots started more than 100 ms late (the client could not keep up)
+
+
+class Run:
+    """The reviewers of one server configuration: leases seen per patch across phases."""
+
+    def __init__(self, port: int, tokens: list[str]) -> None:
+        self.port = port
+        self.tokens = tokens
+        self.lock = threading.Lock()
+        self.handed: dict[int, set[int]] = {}
+
+    def duplicates(self) -> int:
+        return sum(len(who) > 1 for who in self.handed.values())
+
+    def reviewer(self, n: int, queue: str, period: float | None, until: float,
+                 tally: Tally, offset: float) -> None:
+        """next + confirm until ``until``; paced on a fixed schedule when ``period`` is set."""
+        client = Client(self.port, self.tokens[n])
+        next_path = f"/api/projects/{SLUG}/queues/{queue}/next/"
+        slot = time.monotonic() + offset
+        next_ms, submit_ms = [], []
+        decisions = empty = conflicts = late = 0
+        errors: dict[str, int] = {}
+        try:
+            while True:
+                if period is not None:
+                    delay = slot - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    elif delay < -0.1:
+                        late += 1
+                        slot = time.monotonic()
+                if time.monotonic() >= until:
+                    break
+                status, body, seconds = client.post(next_path, {"count": 1})
+                next_ms.append(seconds * 1000)
+                if status != 200:
+                    errors[f"next {status}"] = errors.get(f"next {status}", 0) + 1
+                    continue
+                if not body["items"]:
+                    empty += 1
+                    continue
+                item = body["items"][0]
+                with self.lock:
+                    self.handed.setdefault(item["patch"], set()).add(n)
+                status, body, seconds = client.post(
+                    f"/api/projects/{SLUG}/patches/{item['patch']}/reviews/",
+                    {"action": "confirm", "patch_version": item["version"]})
+                submit_ms.append(seconds * 1000)
+                if status == 201:
+                    decisions += 1
+                elif status == 409:
+                    conflicts += 1
+                else:
+                    errors[f"submit {status}"] = errors.get(f"submit {status}", 0) + 1
+                if period is not None:
+                    slot += period
+        finally:
+            client.close()
+            with self.lock:
+                tally.next_ms += next_ms
+                tally.submit_ms += submit_ms
+                tally.decisions += decisions
+                tally.empty += empty
+                tally.conflicts += conflicts
+                tally.late += late
+                for key, count in errors.items():
+                    tally.errors[key] = tally.errors.get(key, 0) + count
+
+    def phase(self, queue: str, seconds: float, paced: bool) -> tuple[Tally, float]:
+        """All reviewers at once for ``seconds``; (tally, measured wall seconds)."""
+        tally = Tally()
+        started = time.monotonic()
+        until = started + seconds
+        threads = [threading.Thread(
+            target=self.reviewer,
+            args=(n, queue, 1.0 if paced else None, until, tally,
+                  n / REVIEWERS if paced else 0.0))  # paced starts spread over the second
+            for n in range(REVIEWERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return tally, time.monotonic() - started
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float, float]:
+    if len(values) < 2:
+        v = values[0] if values else float("nan")
+        return v, v, v, v
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return q[49], q[94], q[98], max(values)
+
+
+def report(label: str, tally: Tally, wall: float, cpu: str) -> None:
+    for call, values in (("next", tally.next_ms), ("submit", tally.submit_ms)):
+        p50, p95, p99, worst = percentiles(values)
+        print(f"  {label:<26} {call:<7}{len(values):>7} {p50:8.1f} {p95:8.1f} {p99:8.1f} "
+              f"{worst:8.1f}")
+    extra = f", late slots {tally.late}" if "paced" in label and "unpaced" not in label else ""
+    print(f"  {'':<26} -> {tally.decisions / wall:.1f} decisions/s, 409s {tally.conflicts}, "
+          f"empty {tally.empty}, errors {tally.errors or 0}{extra}")
+    print(f"  {'':<26}    {cpu}", flush=True)
+
+
+def bench_server(config: str, queues: list[str], paced_s: float, unpaced_s: float,
+                 tokens: list[str] | None) -> list[str]:
+    """Run every phase against one gunicorn configuration; returns the reviewers' tokens."""
+    workers, threads = (int(x) for x in config.lower().split("x"))
+    reset_reviews()
+    with gunicorn(workers, threads) as (port, server):
+        tokens = tokens or get_tokens(port)
+        run = Run(port, tokens)
+        print(f"\n== gunicorn --workers {workers} --threads {threads} "
+              f"(port {port}, {REVIEWERS} reviewers)")
+        print(f"  {'phase':<26} {'call':<7}{'n':>7} {'p50 ms':>8} {'p95 ms':>8} "
+              f"{'p99 ms':>8} {'max ms':>8}")
+        run.phase(queues[0], 3, paced=False)  # warm-up: connections, imports, caches
+        for queue in queues:
+            for paced, seconds in ((True, paced_s), (False, unpaced_s)):
+                if seconds <= 0:
+                    continue
+                before = cpu_snapshot(server.pid)
+                tally, wall = run.phase(queue, seconds, paced)
+                after = cpu_snapshot(server.pid)
+                report(f"{queue} {'paced 1/s' if paced else 'unpaced'}", tally, wall,
+                       cpu_use(before, after))
+        print(f"  duplicate leases (patch handed to 2+ reviewers): {run.duplicates()}; "
+              f"patches with 2+ reviews in the database: {decided_twice()}", flush=True)
+    return tokens
+
+
+# ---------------------------------------------------------------------------------------
+# In-process profile of one next and one submit
+
+
+def explain(queues: list[str]) -> None:
+    """Per-statement times of one next and one submit (each rolled back), and the plan of
+    the slowest SELECT of each: where the server's time goes, without HTTP in the way."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+
+    from annotations.models import Project
+    from annotations.queues import lease_next
+    from annotations.reviewing import Decision, submit
+
+    project = Project.objects.get(slug=SLUG)
+    user = get_user_model().objects.get(username="bench-reviewer-00")
+
+    def profile(title: str, call, setup=lambda: None) -> None:
+        timings: list[tuple[float, str, object, str]] = []
+
+        def timed(execute, sql, params, many, context):
+            started = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                shown = connection.ops.last_executed_query(context["cursor"], sql, params)
+                timings.append(((time.perf_counter() - started) * 1000, sql, params, shown))
+
+        for attempt in ("warm", "measured"):
+            timings.clear()
+            with transaction.atomic():
+                arg = setup()
+                with connection.execute_wrapper(timed):
+                    started = time.perf_counter()
+                    call(arg)
+                    total = (time.perf_counter() - started) * 1000
+                transaction.set_rollback(True)
+            if attempt == "measured":
+                break
+        ranked = sorted(timings, key=lambda t: -t[0])
+        print(f"\n-- {title}: {total:.1f} ms in-process, {len(ranked)} statements, "
+              f"{sum(t[0] for t in ranked):.1f} ms in the database driver; slowest:")
+        for ms, _, _, shown in ranked[:6]:
+            print(f"   {ms:7.2f} ms  {' '.join(shown.split())[:160]}")
+        slowest = next((t for t in ranked if t[1].lstrip().upper().startswith("SELECT")), None)
+        if slowest is None:
+            return
+        with transaction.atomic(), connection.cursor() as cur:
+            setup()
+            cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + slowest[1], slowest[2])
+            plan = "\n".join("   " + row[0] for row in cur.fetchall())
+            transaction.set_rollback(True)
+        print(f"   EXPLAIN (ANALYZE, BUFFERS) of the slowest SELECT:\n   {slowest[3]}\n{plan}")
+
+    reset_reviews()
+    for queue in queues:
+        profile(f"next ({queue})", lambda _, q=queue: lease_next(project, user, q, 1))
+
+    def leased():
+        return lease_next(project, user, queues[0], 1)[0].patch
+
+    profile("submit (confirm)", lambda patch: submit(project, user, patch.pk,
+                                                     Decision("confirm", patch.version)),
+            setup=leased)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patches", type=int, default=160_000)
+    parser.add_argument("--tiles", type=int, default=2_700_000)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the database if it already holds a project of this size")
+    parser.add_argument("--servers", default="3x4",
+                        help="comma-separated gunicorn WORKERSxTHREADS configurations")
+    parser.add_argument("--queues", default="disagreement,unreviewed")
+    parser.add_argument("--paced-seconds", type=float, default=60)
+    parser.add_argument("--unpaced-seconds", type=float, default=30)
+    parser.add_argument("--explain", action="store_true",
+                        help="profile one next and one submit in-process, with plans")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    queues = [q for q in args.queues.split(",") if q]
+
+    import django
+
+    print(f"database: {os.environ['DATABASE_URL']}; {os.cpu_count()} CPUs")
+    db_name()
+    wanted = (args.patches, args.tiles, args.patches)
+    fresh = not (args.reuse and database_exists())
+    if fresh:
+        recreate_database()
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    if not fresh and loaded_sizes() != wanted:
+        print(f"--reuse: database holds {loaded_sizes()}, wanted {wanted}; reloading")
+        from django.db import connections
+
+        connections.close_all()
+        recreate_database()
+        call_command("migrate", verbosity=0)
+        fresh = True
+    if fresh:
+        print(f"loading {args.patches:,} patches, {args.tiles:,} tiles, predictions ...",
+              flush=True)
+        started = time.perf_counter()
+        load(args.patches, args.tiles, args.seed)
+        print(f"loaded in {time.perf_counter() - started:.1f} s", flush=True)
+    else:
+        print(f"reusing the loaded project ({args.patches:,} patches, {args.tiles:,} tiles)")
+
+    tokens = None
+    for config in args.servers.split(","):
+        tokens = bench_server(config, queues, args.paced_seconds, args.unpaced_seconds,
+                              tokens)
+    if args.explain:
+        explain(queues)
+
+
+if __name__ == "__main__":
+    main()
