@@ -72,8 +72,6 @@ def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFil
     if name in MODEL_QUEUES and version is None:
         raise QueueError(f"the {name} queue needs a model; train or register one first")
     patches = Patch.objects.filter(project=project)
-    if version is not None:
-        patches = with_scores(patches, version)
     if filters.current_label:
         patches = patches.filter(current_label_id=filters.current_label)
     if filters.slide:
@@ -81,7 +79,8 @@ def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFil
     if filters.split is not None:
         patches = patches.filter(split=filters.split)
     if filters.predicted_label and version is not None:
-        patches = patches.filter(opinion__predicted_id=filters.predicted_label)
+        patches = with_scores(patches, version).filter(
+            opinion__predicted_id=filters.predicted_label)
     if name == "disputed":
         return patches.filter(status=PatchStatus.DISPUTED).order_by("id")
     patches = patches.filter(status=PatchStatus.UNREVIEWED)
@@ -90,13 +89,26 @@ def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFil
             F("model_label_quality").asc(nulls_last=True), "id")
     if name == "uncertain":
         return patches.filter(model_entropy__isnull=False).order_by(
-            F("model_entropy").desc(), "id")
+            F("model_entropy").desc(nulls_last=True), "id")
     if name == "audit":
         return (patches.annotate(audit_key=audit_key(project)).filter(in_audit_sample(project))
                 .order_by("audit_key", "id"))
-    if version is not None:  # unreviewed: most likely wrong first, then the rest
-        return patches.order_by(F("model_label_quality").asc(nulls_last=True), "id")
-    return patches.order_by("id")
+    # unreviewed: most likely wrong first (unscored patches last), then the rest
+    return patches.order_by(F("model_label_quality").asc(nulls_last=True), "id")
+
+
+def store_queue_scores(patch_ids: list[int], quality: list[float | None],
+                       disagree: list[bool], entropy: list[float | None]) -> None:
+    """Copy the active model version's scores onto the patches the queues sort by."""
+    rows = [Patch(pk=pid, model_label_quality=q, model_disagree=d, model_entropy=e)
+            for pid, q, d, e in zip(patch_ids, quality, disagree, entropy, strict=True)]
+    Patch.objects.bulk_update(rows, ["model_label_quality", "model_disagree", "model_entropy"],
+                              batch_size=2000)
+
+
+def clear_queue_scores(project: Project) -> None:
+    Patch.objects.filter(project=project).update(
+        model_label_quality=None, model_disagree=False, model_entropy=None)
 
 
 def queue_sizes(project: Project) -> dict[str, int | None]:

@@ -316,6 +316,21 @@ def load(patches: int, tiles: int, seed: int) -> None:
     print(f"  vacuum analyze {time.perf_counter() - started:6.1f} s", flush=True)
 
 
+def sync_queue_scores() -> None:
+    """Copy the active version's scores onto the patch rows, as activating it does in the app
+    (COPY bypassed that), so the queues see them."""
+    from inference.models import ModelVersion
+    from inference.registry import activate_version
+
+    started = time.perf_counter()
+    activate_version(ModelVersion.objects.get(project__slug=SLUG, is_active=True))
+    print(f"  queue scores onto patches {time.perf_counter() - started:6.1f} s", flush=True)
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE annotations_patch")
+
+
 def reset_reviews() -> None:
     """Put every patch back in its queues: no reviews, no leases, state as loaded."""
     from django.db import connection, transaction
@@ -323,7 +338,8 @@ def reset_reviews() -> None:
     from annotations.models import Patch
 
     others = model_defaults(Patch, PATCH_COLUMNS)
-    others.pop("created_at", None)
+    for kept in ("created_at", "model_label_quality", "model_disagree", "model_entropy"):
+        others.pop(kept, None)  # loaded or synced once; reviews do not change them
     assignments = "".join(f", {column} = %s" for column in others)
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT id FROM annotations_project WHERE slug = %s", [SLUG])
@@ -728,7 +744,7 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=2_700_000)
     parser.add_argument("--reuse", action="store_true",
                         help="keep the database if it already holds a project of this size")
-    parser.add_argument("--servers", default="3x4",
+    parser.add_argument("--servers", default="2x4",
                         help="comma-separated gunicorn WORKERSxTHREADS configurations")
     parser.add_argument("--queues", default="disagreement,unreviewed")
     parser.add_argument("--paced-seconds", type=float, default=60)
@@ -767,6 +783,7 @@ def main() -> None:
         print(f"loaded in {time.perf_counter() - started:.1f} s", flush=True)
     else:
         print(f"reusing the loaded project ({args.patches:,} patches, {args.tiles:,} tiles)")
+    sync_queue_scores()
 
     tokens = None
     for config in args.servers.split(","):

@@ -61,21 +61,23 @@ def active_model_name(project: Project) -> str | None:
 
 
 def with_scores(patches: QuerySet[Patch], version: ModelVersion) -> QuerySet[Patch]:
-    """``patches`` annotated with ``version``'s queue scores (NULL where not predicted):
-    ``model_disagree``, ``model_label_quality``, ``model_entropy``, ``model_margin``,
-    ``model_confidence``. One LEFT JOIN, so the ordering stays in SQL."""
+    """``patches`` annotated with ``version``'s scores (NULL where not predicted):
+    ``opinion_disagree``, ``opinion_label_quality``, ``opinion_entropy``,
+    ``opinion_confidence``, and ``opinion__predicted`` for filters. One LEFT JOIN.
+
+    The active version's scores are also on the patch rows (what the queues use); this is
+    for any version, e.g. comparing a candidate model before activating it."""
     return patches.annotate(
         opinion=FilteredRelation("predictions",
                                  condition=Q(predictions__model_version=version)),
-        model_disagree=F("opinion__disagree"),
-        model_label_quality=F("opinion__label_quality"),
-        model_entropy=F("opinion__entropy"),
-        model_margin=F("opinion__margin"),
-        model_confidence=F("opinion__confidence"),
+        opinion_disagree=F("opinion__disagree"),
+        opinion_label_quality=F("opinion__label_quality"),
+        opinion_entropy=F("opinion__entropy"),
+        opinion_confidence=F("opinion__confidence"),
     )
 
 
 def disagreement_order(patches: QuerySet[Patch], version: ModelVersion) -> QuerySet[Patch]:
     """Patches whose label the model disputes, worst label quality first."""
-    return (with_scores(patches, version).filter(model_disagree=True)
-            .order_by(F("model_label_quality").asc(nulls_last=True), "id"))
+    return (with_scores(patches, version).filter(opinion_disagree=True)
+            .order_by(F("opinion_label_quality").asc(nulls_last=True), "id"))

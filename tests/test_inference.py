@@ -182,3 +182,31 @@ def test_page_shows_progress_rate_and_eta(client, users, imported_4):
     assert "250 / 1000 tiles" in page and "25 tiles/s" in page and "30 s" in page
     assert '<meta http-equiv="refresh"' in page  # follows the running job
     assert job.eta_seconds == pytest.approx(30, abs=1)
+
+
+def test_queues_follow_the_active_model(imported_4, users, eager, tmp_path):
+    from annotations.queues import lease_next, queue_queryset, queue_sizes
+
+    train(imported_4, "--name", "first", "--seed", "1")
+    first = ModelVersion.objects.get(name="first")
+    disputed = Prediction.objects.filter(model_version=first, disagree=True)
+    assert queue_sizes(imported_4)["disagreement"] == disputed.count() > 0
+    order = list(queue_queryset(imported_4, "disagreement").values_list("id", flat=True))
+    expected = list(disputed.order_by("label_quality", "patch_id").values_list("patch_id",
+                                                                                flat=True))
+    assert order == expected  # worst label quality first
+    uncertain = list(queue_queryset(imported_4, "uncertain").values_list("id", flat=True)[:5])
+    assert uncertain == list(Prediction.objects.filter(model_version=first)
+                             .order_by("-entropy", "patch_id")
+                             .values_list("patch_id", flat=True)[:5])
+    lease = lease_next(imported_4, users["reviewer"], "disagreement")[0]
+    assert lease.patch_id == expected[0]
+
+    train(imported_4, "--name", "second", "--seed", "2", "--no-activate")
+    assert ModelVersion.objects.get(name="first").is_active
+    from inference.registry import activate_version
+
+    second = ModelVersion.objects.get(name="second")
+    activate_version(second)
+    assert queue_sizes(imported_4)["disagreement"] == Prediction.objects.filter(
+        model_version=second, disagree=True, patch__status="unreviewed").count()
