@@ -9,11 +9,22 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from annotations.models import Patch, Project, Role, Tile
+from annotations.models import Membership, Patch, Project, Role, Tile
 
 
 def access_project(user, slug: str, role: str = Role.VIEWER) -> Project:
-    project = Project.objects.restrict(user).filter(slug=slug).first()
+    """The project if ``user`` may see it (404 otherwise: its existence is not revealed),
+    checked for ``role`` (403). One query: the membership with its project."""
+    if not user.is_authenticated:
+        raise Http404("No such project")
+    if user.is_superuser:
+        project = Project.objects.filter(slug=slug).first()
+    else:
+        membership = (Membership.objects.select_related("project")
+                      .filter(project__slug=slug, user=user).first())
+        project = membership.project if membership else None
+        if project is not None:
+            project.__dict__["_roles"] = {user.pk: membership.role}
     if project is None:
         raise Http404("No such project")
     if role != Role.VIEWER and project.role_of(user) not in Role.at_least(role):

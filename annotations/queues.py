@@ -68,7 +68,8 @@ def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFil
     """Patches of queue ``name`` in review order (before per-reviewer eligibility)."""
     if name not in QUEUES:
         raise QueueError(f"unknown queue {name!r}; queues: {', '.join(QUEUES)}")
-    version = active_version(project)
+    needs_model = name in MODEL_QUEUES or filters.predicted_label
+    version = active_version(project) if needs_model else None
     if name in MODEL_QUEUES and version is None:
         raise QueueError(f"the {name} queue needs a model; train or register one first")
     patches = Patch.objects.filter(project=project)

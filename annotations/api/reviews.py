@@ -83,7 +83,7 @@ class ReviewSerializer(serializers.ModelSerializer):
 
 
 def _state(patch: Patch) -> dict:
-    patch.refresh_from_db(fields=["version", "status", "current_label", "decisions"])
+    """The patch as the decision left it (submit updated this instance under its lock)."""
     return PatchStateSerializer(patch).data
 
 

@@ -61,13 +61,20 @@ class Project(models.Model):
         return self.name
 
     def role_of(self, user) -> str | None:
-        """The user's role here, or None for a non-member (superusers act as admins)."""
+        """The user's role here, or None for a non-member (superusers act as admins).
+
+        Remembered on this instance (one request's project object), since a request asks
+        several times; a membership change shows on the next request's fresh object.
+        """
         if not user.is_authenticated:
             return None
         if user.is_superuser:
             return Role.ADMIN
-        membership = self.memberships.filter(user=user).only("role").first()
-        return membership.role if membership else None
+        cache = self.__dict__.setdefault("_roles", {})
+        if user.pk not in cache:
+            membership = self.memberships.filter(user=user).only("role").first()
+            cache[user.pk] = membership.role if membership else None
+        return cache[user.pk]
 
 
 class Membership(models.Model):
