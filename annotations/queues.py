@@ -177,20 +177,20 @@ def lease_next(project: Project, user, name: str, count: int = 1,
         Patch.objects.filter(pk__in=held_patches).update(
             lease_expires=Greatest(Coalesce(F("lease_expires"), Value(expires)), Value(expires)))
         wanted = count - len(held)
+        created: list[Lease] = []
         if wanted > 0:
             candidates = _eligible(queue_queryset(project, name, filters), project, user, now)
             ids = list(candidates.select_for_update(skip_locked=True, of=("self",))
                        .values_list("id", flat=True)[:wanted])
             _hold(ids, now, expires)
-            Lease.objects.bulk_create(
+            created = Lease.objects.bulk_create(
                 [Lease(patch_id=i, reviewer=user, queue=name, expires_at=expires)
                  for i in ids],
                 update_conflicts=True, unique_fields=["patch", "reviewer"],
                 update_fields=["queue", "expires_at", "skipped", "created_at"])
-        leases = list(Lease.objects.filter(patch__project=project, reviewer=user, queue=name,
-                                           skipped=False, expires_at__gt=now)
-                      .order_by("created_at", "id")[:count])
-    return leases
+    for lease in held:
+        lease.expires_at = expires
+    return held + created
 
 
 def lease_patch(project: Project, user, patch_id: int, name: str) -> Lease:
