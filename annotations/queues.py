@@ -89,8 +89,8 @@ def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFil
         return patches.filter(model_disagree=True).order_by(
             F("model_label_quality").asc(nulls_last=True), "id")
     if name == "uncertain":
-        return patches.filter(model_entropy__isnull=False).order_by(
-            F("model_entropy").desc(nulls_last=True), "id")
+        return patches.filter(model_entropy__isnull=False).order_by(  # matches the index
+            F("model_entropy").desc(), "id")
     if name == "audit":
         return (patches.annotate(audit_key=audit_key(project)).filter(in_audit_sample(project))
                 .order_by("audit_key", "id"))

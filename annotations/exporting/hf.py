@@ -14,14 +14,13 @@ from annotations.importing.spider import batched
 from annotations.models import Project
 
 from .card import SplitInfo, render_card
-from .errors import ExportError
 from .features import FeatureSpec, arrow_schema, feature_spec
 from .files import prepare_folder, sha256_file, snapshot_id
 from .images import ImageReader
 from .parquet import ROW_GROUP, SHARD_BYTES, ShardWriter
 from .result import ExportResult
 from .rows import ClassList, ExportRow, iter_rows
-from .selection import ExportFilter, check_slide_splits, selected, split_counts, split_name
+from .selection import ExportFilter, exportable, split_name
 from .summary import SnapshotStats
 
 IMAGE_COLUMNS = {"image", "context"}
@@ -61,12 +60,7 @@ def export_hf(project: Project, out: Path, *, export_filter: ExportFilter | None
               shard_bytes: int = SHARD_BYTES, workers: int | None = None) -> ExportResult:
     """Write ``out`` as a Hub dataset repo: ``data/<split>-*.parquet`` and ``README.md``."""
     export_filter = export_filter or ExportFilter()
-    patches = selected(project, export_filter)
-    check_slide_splits(patches)
-    splits = split_counts(patches)
-    if not splits:
-        raise ExportError(f"no patch of {project.slug!r} matches the filter "
-                          f"({export_filter.describe()})")
+    patches, splits = exportable(project, export_filter)
     out = prepare_folder(out)
     data = out / "data"
     data.mkdir()

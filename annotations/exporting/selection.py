@@ -71,3 +71,16 @@ def check_slide_splits(patches: QuerySet[Patch]) -> None:
     more = " and more" if len(mixed) > 10 else ""
     raise ExportError("a slide may be in one split only, but these slides have patches in "
                       f"several: {', '.join(details)}{more}. Fix the splits before exporting.")
+
+
+def exportable(project: Project, export_filter: ExportFilter
+               ) -> tuple[QuerySet[Patch], dict[str, int]]:
+    """The filtered patches and their counts per split, refused when a slide spans two splits
+    or nothing matches (each export format starts here)."""
+    patches = selected(project, export_filter)
+    check_slide_splits(patches)
+    splits = split_counts(patches)
+    if not splits:
+        raise ExportError(f"no patch of {project.slug!r} matches the filter "
+                          f"({export_filter.describe()})")
+    return patches, splits

@@ -28,7 +28,7 @@ from .files import prepare_folder, sha256_tree
 from .images import default_workers
 from .result import ExportResult
 from .rows import ClassList, ExportRow, iter_rows, load_tiles
-from .selection import ExportFilter, check_slide_splits, selected, split_counts
+from .selection import ExportFilter, exportable
 from .summary import SnapshotStats
 
 GROUP = 500
@@ -66,12 +66,8 @@ def copy_tile(tile: Tile, target: Path) -> None:
 def export_spider(project: Project, out: Path, *, export_filter: ExportFilter | None = None,
                   progress: Progress = no_progress, workers: int | None = None) -> ExportResult:
     export_filter = export_filter or ExportFilter()
-    patches = selected(project, export_filter)
-    check_slide_splits(patches)
-    total = sum(split_counts(patches).values())
-    if not total:
-        raise ExportError(f"no patch of {project.slug!r} matches the filter "
-                          f"({export_filter.describe()})")
+    patches, splits = exportable(project, export_filter)
+    total = sum(splits.values())
     out = prepare_folder(out)
     images = out / "images"
     images.mkdir()

@@ -35,6 +35,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='patch',
-            index=models.Index(models.F('project'), models.OrderBy(models.F('model_entropy'), descending=True, nulls_last=True), models.F('id'), condition=models.Q(('status', 'unreviewed')), name='queue_uncertain'),
+            index=models.Index(models.F('project'), models.OrderBy(models.F('model_entropy'), descending=True), models.F('id'), condition=models.Q(('status', 'unreviewed')), name='queue_uncertain'),
         ),
     ]

@@ -85,7 +85,7 @@ class Patch(models.Model):
             models.Index(fields=["project", "model_label_quality", "id"],
                          condition=models.Q(status="unreviewed", model_disagree=True),
                          name="queue_disagreement"),
-            models.Index(F("project"), F("model_entropy").desc(nulls_last=True), F("id"),
+            models.Index(F("project"), F("model_entropy").desc(), F("id"),
                          condition=models.Q(status="unreviewed"), name="queue_uncertain"),
         ]
 
