@@ -1,7 +1,8 @@
 """Read-only entry points other apps use to see what the model says (no ORM internals leak).
 
 The review queues, the review page and exports call these; they never query Prediction
-directly, so the prediction schema can change in one place.
+directly, so the prediction schema can change in one place. No torch is imported here, so
+an export or a web request that only reads predictions does not pay for it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from django.db.models import F, FilteredRelation, Q, QuerySet
 
 from annotations.models import Patch, Project
 from inference.models import ModelVersion, Prediction
-from inference.registry import active_version
+
+
+def active_version(project: Project) -> ModelVersion | None:
+    """The version the queues and the review page use (None before any model exists)."""
+    return (ModelVersion.objects.select_related("space")
+            .filter(project=project, is_active=True).first())
 
 
 @dataclass(frozen=True)

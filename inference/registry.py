@@ -31,6 +31,7 @@ from inference.modeling import (
 )
 from inference.modeling.convert import strict_load
 from inference.models import EmbeddingSpace, HeadKind, ModelVersion
+from inference.queries import active_version  # noqa: F401 (re-exported for callers)
 
 
 class RegistrationError(ValueError):
@@ -136,11 +137,6 @@ def activate_version(version: ModelVersion) -> None:
             model_disagree=Coalesce(Subquery(mine.values("disagree")[:1]), Value(False)),
             model_entropy=Subquery(mine.values("entropy")[:1]))
     version.is_active = True
-
-
-def active_version(project: Project) -> ModelVersion | None:
-    return (ModelVersion.objects.select_related("space")
-            .filter(project=project, is_active=True).first())
 
 
 def register_model(
