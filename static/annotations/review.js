@@ -15,7 +15,7 @@
 
   const buffer = []; // items ready to show (tiles decoding or decoded)
   const seen = new Set(); // patch ids already shown or buffered in this page
-  const history = []; // decisions made here, newest last: {item, version}
+  const history = []; // decisions made here, newest last: {item, saved: Promise<state|null>}
   let current = null;
   let shownAt = 0;
   let fetching = null;
@@ -169,9 +169,8 @@
     }, extra || {});
     say("");
     showNext(); // paint the next patch now; the decision travels meanwhile
-    submit(item, body).then((state) => {
-      if (state) history.push({item, version: state.version});
-    });
+    // Kept in the order the keys were pressed, whatever order the answers come back in.
+    history.push({item, saved: submit(item, body)});
   }
 
   function chooseClass(classId) {
@@ -183,8 +182,10 @@
   async function undo() {
     const last = history.pop();
     if (!last) { say("Nothing to undo on this page.", "info"); return; }
+    const state = await last.saved;
+    if (!state) { say("That decision was not saved, so there is nothing to undo.", "info"); return; }
     const {status, data} = await api(`/patches/${last.item.patch}/reviews/`,
-      {action: "undo", patch_version: last.version});
+      {action: "undo", patch_version: state.version});
     if (status !== 201) { say(data.detail || `Undo failed (HTTP ${status})`, "error"); return; }
     done -= 1;
     $("done-count").textContent = `${done} decided on this page`;
