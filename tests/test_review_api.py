@@ -107,3 +107,14 @@ def test_schema_lists_the_review_endpoints(client, users):
                  "/api/projects/{project_slug}/reviews/batch/",
                  "/api/projects/{project_slug}/leases/"):
         assert path in schema
+
+
+def test_next_honours_class_and_split_filters(api, imported):
+    client, base = api
+    label = imported.classes.order_by("index").first()
+    items = post(client, f"{base}/queues/unreviewed/next/",
+                 {"count": 20, "current_label": label.pk, "split": "train"}).json()["items"]
+    assert items and all(i["current_label"] == label.pk and i["split"] == "train"
+                         for i in items)
+    page = client.get(f"/p/{imported.slug}/review/?queue=unreviewed&current_label={label.pk}")
+    assert f'"current_label": "{label.pk}"' in page.content.decode()  # handed to the page JS
