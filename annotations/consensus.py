@@ -94,13 +94,22 @@ def _settle(result: Outcome, original_label_id: int | None) -> tuple[str, int | 
     return status, result.label_id
 
 
+def settled_outcome(consensus: Consensus) -> Outcome | None:
+    """What a settled patch was decided to be (None while it is not settled)."""
+    if consensus.status in (PatchStatus.CONFIRMED, PatchStatus.CORRECTED):
+        return Outcome("label", consensus.label_id)
+    if consensus.status == PatchStatus.UNSURE:
+        return Outcome("unsure")
+    if consensus.status == PatchStatus.EXCLUDED:
+        return Outcome("exclude")
+    return None
+
+
 def agreement(consensus: Consensus) -> float | None:
     """Share of the decisions in force that match the settled outcome (None if unsettled)."""
-    if consensus.status not in SETTLED or not consensus.decisions:
+    settled = settled_outcome(consensus)
+    if settled is None or not consensus.decisions:
         return None
-    settled = (Outcome("label", consensus.label_id)
-               if consensus.status in (PatchStatus.CONFIRMED, PatchStatus.CORRECTED)
-               else Outcome(consensus.status if consensus.status == "unsure" else "exclude"))
     matching = sum(outcome(r) == settled for r in consensus.decisions.values())
     return matching / len(consensus.decisions)
 

@@ -12,7 +12,7 @@ from itertools import combinations
 
 from django.db.models import Count
 
-from annotations.consensus import SETTLED, Outcome, derive, histories, outcome
+from annotations.consensus import Outcome, derive, histories, outcome, settled_outcome
 from annotations.models import Patch, PatchStatus, Project, Review, ReviewAction
 
 
@@ -59,9 +59,9 @@ def reviewer_rows(project: Project) -> list[ReviewerRow]:
     agree: Counter = Counter()
     compared: Counter = Counter()
     for state in states.values():
-        if state.status not in SETTLED:
+        settled = settled_outcome(state)
+        if settled is None:
             continue
-        settled = _settled_outcome(state)
         for review in state.decisions.values():
             name = review.reviewer.get_username()
             compared[name] += 1
@@ -74,12 +74,6 @@ def reviewer_rows(project: Project) -> list[ReviewerRow]:
             times[len(times) // 2] / 1000 if times else None,
             agree[name] / compared[name] if compared[name] else None, compared[name]))
     return rows
-
-
-def _settled_outcome(state) -> Outcome:
-    if state.status in (PatchStatus.CONFIRMED, PatchStatus.CORRECTED):
-        return Outcome("label", state.label_id)
-    return Outcome("unsure" if state.status == PatchStatus.UNSURE else "exclude")
 
 
 def pair_kappas(project: Project) -> list[PairKappa]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from annotations.consensus import derive
+from annotations.consensus import decisions_in_force, derive
 from annotations.models import (
     LabelClass,
     Patch,
@@ -97,9 +97,10 @@ def submit(project: Project, user, patch_id: int, decision: Decision) -> Patch:
         if action == ReviewAction.CORRECT and label.pk == patch.current_label_id \
                 and patch.status == PatchStatus.UNREVIEWED:
             action = ReviewAction.CONFIRM  # "correcting" to the shown label is agreeing
-        if action == ReviewAction.UNDO and not _has_decision_to_undo(patch, user):
+        history = list(Review.objects.filter(patch=patch).order_by("id"))
+        if action == ReviewAction.UNDO and not _has_decision_to_undo(history, user):
             raise ValidationError("nothing of yours to undo on this patch")
-        Review.objects.create(
+        history.append(Review.objects.create(
             patch=patch, reviewer=user, action=action,
             from_label_id=patch.current_label_id,
             to_label_id=(label.pk if label else
@@ -107,24 +108,20 @@ def submit(project: Project, user, patch_id: int, decision: Decision) -> Patch:
             reason=decision.reason, comment=decision.comment, patch_version=patch.version,
             time_spent_ms=decision.time_spent_ms, model_version=decision.model_version,
             shown_probabilities=decision.shown_probabilities,
-        )
-        _rederive(patch, project)
+        ))
+        _rederive(patch, project, history)
         if action != ReviewAction.COMMENT:
             release(patch, user)
     return patch
 
 
-def _has_decision_to_undo(patch: Patch, user) -> bool:
-    from annotations.consensus import decisions_in_force
-
-    reviews = list(Review.objects.filter(patch=patch).order_by("id"))
-    decided, adjudication = decisions_in_force(reviews)
+def _has_decision_to_undo(history: list[Review], user) -> bool:
+    decided, adjudication = decisions_in_force(history)
     return user.pk in decided or (adjudication is not None and adjudication.reviewer_id == user.pk)
 
 
-def _rederive(patch: Patch, project: Project) -> None:
-    reviews = list(Review.objects.filter(patch=patch).order_by("id"))
-    state = derive(reviews, patch.original_label_id, project.reviews_required)
+def _rederive(patch: Patch, project: Project, history: list[Review]) -> None:
+    state = derive(history, patch.original_label_id, project.reviews_required)
     patch.status, patch.current_label_id = state.status, state.label_id
     patch.decisions = len(state.decisions)
     patch.version += 1
