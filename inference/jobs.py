@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -22,7 +23,8 @@ from annotations.models import Patch, Project
 from inference.embedding import embed_chunk, missing_tiles
 from inference.models import EmbeddingSpace, InferenceJob, ModelVersion
 from inference.predicting import predict_chunk, unpredicted_patches
-from inference.registry import active_version, get_space
+from inference.queries import active_version
+from inference.registry import get_space, load_head
 from inference.training import TrainOptions, train_version
 
 log = logging.getLogger(__name__)
@@ -90,8 +92,17 @@ def _enter_stage(job: InferenceJob, status: str, done_field: str, done: int) -> 
     job.refresh_from_db()
 
 
-def _deadline() -> float:
-    return time.monotonic() + settings.SPIDER_TASK_STEP_SECONDS
+def _work_until_deadline(job: InferenceJob, done_field: str, chunk: Callable[[], int]) -> bool:
+    """Run ``chunk`` until it finds nothing to claim (True) or the step's time is up (False),
+    counting what each chunk stored and beating the job's heartbeat."""
+    deadline = time.monotonic() + settings.SPIDER_TASK_STEP_SECONDS
+    while time.monotonic() < deadline:
+        n = chunk()
+        if n == 0:
+            return True
+        InferenceJob.objects.filter(pk=job.pk).update(
+            **{done_field: F(done_field) + n}, heartbeat_at=timezone.now())
+    return False
 
 
 def embed_step(job: InferenceJob) -> str:
@@ -100,14 +111,9 @@ def embed_step(job: InferenceJob) -> str:
     workers hold are left; the last of them moves the job on)."""
     remaining = missing_tiles(job.project, job.space).count()
     _enter_stage(job, InferenceJob.Status.EMBEDDING, "tiles_done", job.tiles_total - remaining)
-    deadline = _deadline()
-    while time.monotonic() < deadline:
-        n = embed_chunk(job.project, job.space, settings.SPIDER_EMBED_CHUNK)
-        if n == 0:
-            break
-        InferenceJob.objects.filter(pk=job.pk).update(tiles_done=F("tiles_done") + n,
-                                                      heartbeat_at=timezone.now())
-    else:
+    if not _work_until_deadline(
+            job, "tiles_done",
+            lambda: embed_chunk(job.project, job.space, settings.SPIDER_EMBED_CHUNK)):
         return "embed"
     if missing_tiles(job.project, job.space).exists():
         return "wait"
@@ -121,14 +127,10 @@ def predict_step(job: InferenceJob) -> str:
     version = job.model_version
     _enter_stage(job, InferenceJob.Status.PREDICTING, "patches_done",
                  job.patches_total - unpredicted_patches(version).count())
-    deadline = _deadline()
-    while time.monotonic() < deadline:
-        n = predict_chunk(version, settings.SPIDER_PREDICT_CHUNK)
-        if n == 0:
-            break
-        InferenceJob.objects.filter(pk=job.pk).update(patches_done=F("patches_done") + n,
-                                                      heartbeat_at=timezone.now())
-    else:
+    head = load_head(version)
+    if not _work_until_deadline(
+            job, "patches_done",
+            lambda: predict_chunk(version, head, settings.SPIDER_PREDICT_CHUNK)):
         return "predict"
     if unpredicted_patches(version).exists():
         return "wait"

@@ -6,7 +6,6 @@ module, and the queues read predictions through :mod:`inference.queries`.
 
 from __future__ import annotations
 
-import numpy as np
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -54,8 +53,6 @@ class TileEmbedding(models.Model):
     def __str__(self) -> str:
         return f"tile {self.tile_id} in space {self.space_id}"
 
-    def as_array(self) -> np.ndarray:
-        return np.frombuffer(bytes(self.vector), dtype=np.float16)
 
 
 class HeadKind(models.TextChoices):
@@ -143,10 +140,6 @@ class Prediction(models.Model):
     def __str__(self) -> str:
         return f"patch {self.patch_id} by model {self.model_version_id}"
 
-    def top(self, k: int = 3) -> list[tuple[int, float]]:
-        """(class position, probability) of the k most likely classes."""
-        order = np.argsort(self.probabilities)[::-1][:k]
-        return [(int(i), float(self.probabilities[i])) for i in order]
 
 
 class InferenceJob(models.Model):

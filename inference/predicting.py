@@ -13,13 +13,13 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
+from torch import nn
 
 from annotations.models import LabelClass, Patch
 from annotations.queues import store_queue_scores
 from inference.embedding import grid_embeddings, inference_device
 from inference.modeling import predict_probs, score_patches
 from inference.models import ModelVersion, Prediction
-from inference.registry import load_head
 
 _SCORE_FIELDS = ["probabilities", "predicted", "confidence", "margin", "entropy",
                  "scored_label", "label_quality", "disagree", "out_of_fold", "created_at"]
@@ -77,9 +77,9 @@ def store_predictions(
                            [r.disagree for r in rows], [r.entropy for r in rows])
 
 
-def predict_chunk(version: ModelVersion, limit: int) -> int:
-    """Predict and store up to ``limit`` unclaimed patches that lack a prediction."""
-    head = load_head(version)
+def predict_chunk(version: ModelVersion, head: nn.Module, limit: int) -> int:
+    """Predict and store up to ``limit`` unclaimed patches that lack a prediction, with
+    ``head`` (the version's, loaded once per step by the caller)."""
     with transaction.atomic():
         rows = list(
             unpredicted_patches(version)

@@ -31,7 +31,6 @@ from inference.modeling import (
 )
 from inference.modeling.convert import strict_load
 from inference.models import EmbeddingSpace, HeadKind, ModelVersion
-from inference.queries import active_version  # noqa: F401 (re-exported for callers)
 
 
 class RegistrationError(ValueError):

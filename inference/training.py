@@ -39,9 +39,9 @@ class TrainingError(ValueError):
 
 @dataclass(frozen=True)
 class TrainOptions:
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 4e-4
+    epochs: int = TrainConfig.epochs
+    batch_size: int = TrainConfig.batch_size
+    lr: float = TrainConfig.lr
     folds: int = 5
     seed: int = 0
     head: str = "context"

@@ -53,7 +53,7 @@ class Command(BaseCommand):
         """Train a head on the demo's own (partly wrong) labels, then check how many planted
         errors the disagreement ranking puts at the top of the queue."""
         from inference.models import ModelVersion
-        from inference.registry import active_version
+        from inference.queries import active_version
 
         if not ModelVersion.objects.filter(project=project).exists():
             # ~260 training patches: SPIDER's batch 256 would give 1 step per epoch.
