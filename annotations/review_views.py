@@ -24,30 +24,27 @@ def _config(request: HttpRequest, project, queue: str) -> dict:
             "role": project.role_of(request.user)}
 
 
-def _queue(request: HttpRequest, project) -> str:
+def _page(request: HttpRequest, slug: str) -> dict:
+    """Context shared by both review pages; the queue falls back to one that can run."""
+    project = access_project(request.user, slug, role=Role.REVIEWER)
+    model = active_model_name(project)
     queue = request.GET.get("queue", "")
     if queue not in QUEUES:
-        queue = "disagreement" if active_model_name(project) else "unreviewed"
-    if queue in MODEL_QUEUES and not active_model_name(project):
+        queue = "disagreement" if model else "unreviewed"
+    if queue in MODEL_QUEUES and not model:
         queue = "unreviewed"
-    return queue
+    return {"project": project, "queue": queue, "queues": queue_sizes(project),
+            "config": _config(request, project, queue), "model": model}
 
 
 def review(request: HttpRequest, slug: str) -> HttpResponse:
-    project = access_project(request.user, slug, role=Role.REVIEWER)
-    queue = _queue(request, project)
-    return render(request, "annotations/review.html", {
-        "project": project, "queue": queue, "queues": queue_sizes(project),
-        "config": _config(request, project, queue), "model": active_model_name(project)})
+    return render(request, "annotations/review.html", _page(request, slug))
 
 
 def review_grid(request: HttpRequest, slug: str) -> HttpResponse:
-    project = access_project(request.user, slug, role=Role.REVIEWER)
-    queue = _queue(request, project)
-    return render(request, "annotations/review_grid.html", {
-        "project": project, "queue": queue, "queues": queue_sizes(project),
-        "config": _config(request, project, queue), "model": active_model_name(project),
-        "classes": project.classes.order_by("index")})
+    context = _page(request, slug)
+    return render(request, "annotations/review_grid.html",
+                  {**context, "classes": context["project"].classes.order_by("index")})
 
 
 def reviewers(request: HttpRequest, slug: str) -> HttpResponse:

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -35,7 +35,7 @@ from .views import ProjectScopedViewSet
 
 
 class DecisionSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=[a for a in ReviewAction.values])
+    action = serializers.ChoiceField(choices=ReviewAction.values)
     patch_version = serializers.IntegerField(min_value=1,
                                              help_text="the version the decision was made on")
     label = serializers.IntegerField(required=False, allow_null=True,
@@ -201,7 +201,7 @@ class LeaseViewSet(ProjectScopedViewSet):
                                     expires_at__gt=timezone.now()).order_by("id")
 
 
-class ReviewViewSet(ProjectScopedViewSet, viewsets.ReadOnlyModelViewSet):
+class ReviewViewSet(ProjectScopedViewSet):
     """The review history. Reviewers see their own decisions, and everyone's on settled
     patches, so an open double read stays blind; admins see everything."""
 

@@ -23,28 +23,8 @@
   let exhausted = false;
   let inflight = 0; // decisions sent, not yet answered
 
-  function csrf() {
-    const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : "";
-  }
-
-  async function api(path, body) {
-    const response = await fetch(cfg.api + path, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()},
-      body: JSON.stringify(body || {}),
-    });
-    const data = response.status === 204 ? {} : await response.json().catch(() => ({}));
-    return {status: response.status, data};
-  }
-
-  function say(text, kind) {
-    const banner = $("banner");
-    banner.textContent = text;
-    banner.className = "banner " + (kind || "info");
-    banner.hidden = !text;
-  }
+  const api = (path, body) => window.reviewApi.post(cfg.api, path, body);
+  const say = window.reviewApi.say;
 
   function preload(item) {
     // Build and decode the item's 25 cells off the critical path; showing it then only
@@ -66,7 +46,7 @@
     // new ones: ask for enough to get AHEAD new items past those.
     const held = buffer.length + (current ? 1 : 0) + inflight;
     const count = Math.min(200, held + AHEAD + 1 - buffer.length);
-    const body = Object.assign({count}, numeric(cfg.filters));
+    const body = Object.assign({count}, window.reviewApi.filters(cfg.filters));
     fetching = api(`/queues/${cfg.queue}/next/`, body).then(({status, data}) => {
       fetching = null;
       if (status !== 200) {
@@ -80,12 +60,6 @@
       }
     }).catch((err) => { fetching = null; say(`Network error: ${err}`, "error"); });
     return fetching;
-  }
-
-  function numeric(filters) {
-    const out = {};
-    for (const [k, v] of Object.entries(filters)) out[k] = k === "split" ? v : Number(v);
-    return out;
   }
 
   function paint(item) {

@@ -12,26 +12,8 @@
   let focus = 0;
   let anchor = null;
 
-  function csrf() {
-    const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : "";
-  }
-
-  async function api(path, body) {
-    const response = await fetch(cfg.api + path, {
-      method: "POST", credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()},
-      body: JSON.stringify(body || {}),
-    });
-    return {status: response.status, data: await response.json().catch(() => ({}))};
-  }
-
-  function say(text, kind) {
-    const banner = $("banner");
-    banner.textContent = text;
-    banner.className = "banner " + (kind || "info");
-    banner.hidden = !text;
-  }
+  const api = (path, body) => window.reviewApi.post(cfg.api, path, body);
+  const say = window.reviewApi.say;
 
   function caption(item) {
     const label = classById.get(item.current_label);
@@ -119,10 +101,8 @@
   }
 
   async function load() {
-    const filters = {};
-    for (const [k, v] of Object.entries(cfg.filters)) filters[k] = k === "split" ? v : Number(v);
     const {status, data} = await api(`/queues/${cfg.queue}/next/`,
-      Object.assign({count: PAGE}, filters));
+      Object.assign({count: PAGE}, window.reviewApi.filters(cfg.filters)));
     if (status !== 200) { say(data.detail || `Could not load (HTTP ${status})`, "error"); return; }
     items = data.items.map((item) => ({item, selected: false, done: false}));
     focus = 0;
