@@ -19,14 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(autouse=True)
-def _fast_and_isolated(settings, tmp_path, monkeypatch):
+def _fast_and_isolated(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
-    # datasets caches what load_dataset read under a key that a later run's reused tmp path
-    # can collide with (stale rows from another database): one cache per test.
-    import datasets.config
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
 
 
 @pytest.fixture(scope="session")

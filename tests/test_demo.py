@@ -32,7 +32,9 @@ def test_demo_builds_imports_trains_and_is_idempotent(tmp_path, monkeypatch, eag
     assert version.is_active and version.metrics["evaluated_on"] == "test"
     found = int(re.search(r"top (\d+) of the disagreement queue: (\d+)", out.getvalue())[2])
     assert found == planted_in_top(project, cache_dir() / "demo-spider-4", version, 20)[0]
-    assert 0 <= found <= 20  # the 8-slide demo's figure is in the README (too slow here)
+    patches = Patch.objects.filter(project=project).count()
+    # Better than chance: the ranking beats the planted errors' base rate in its top 20.
+    assert found / 20 > len(planted) / patches
 
     count = Patch.objects.filter(project=project).count()
     call_command("demo", slides=4, stdout=io.StringIO(), stderr=io.StringIO())

@@ -71,6 +71,13 @@ def front_matter(folder: Path) -> dict:
     return yaml.safe_load(text.split("---\n")[1])
 
 
+
+@pytest.fixture(autouse=True)
+def _own_datasets_cache(tmp_path, monkeypatch):
+    """datasets caches what load_dataset read under a key that a later run's reused tmp path
+    can collide with (stale rows from another database): one cache per test."""
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+
 @pytest.fixture
 def reviewed(imported_4, users):
     """The sample project with corrections, confirmations by two reviewers, an undo and
