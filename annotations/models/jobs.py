@@ -6,12 +6,11 @@ from django.db import models
 from .projects import Project
 
 
-class ImportJob(models.Model):
-    """One run of an importer.
+class TrackedJob(models.Model):
+    """What every import and export records: who started it, its state and its progress.
 
     State machine: ``pending`` -> ``running`` -> ``succeeded`` | ``failed``. Progress
-    (``done``/``total``, in the unit named by ``unit``) is committed while files are read so
-    the project page can show it; ``summary`` holds the final report (the ``--json`` object).
+    (``done``/``total``) is committed while the job runs so the project page can show it.
     """
 
     class Status(models.TextChoices):
@@ -20,13 +19,6 @@ class ImportJob(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
-    class Kind(models.TextChoices):
-        SPIDER = "spider", "SPIDER folder or archive"
-        FOLDER = "folder", "Class-per-folder images"
-
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    source = models.CharField(max_length=1024)
     options = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
@@ -34,20 +26,36 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    unit = models.CharField(max_length=16, default="bytes")
     done = models.BigIntegerField(default=0)
     total = models.BigIntegerField(null=True, blank=True)
-    summary = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.kind} import of {self.source} ({self.status})"
+        abstract = True
 
     @property
     def percent(self) -> float | None:
         if not self.total:
             return None
         return min(100.0, 100.0 * self.done / self.total)
+
+
+class ImportJob(TrackedJob):
+    """One run of an importer: progress is counted in ``unit`` (bytes or records) while
+    files are read; ``summary`` holds the final report (the ``--json`` object)."""
+
+    class Kind(models.TextChoices):
+        SPIDER = "spider", "SPIDER folder or archive"
+        FOLDER = "folder", "Class-per-folder images"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    source = models.CharField(max_length=1024)
+    unit = models.CharField(max_length=16, default="bytes")
+    summary = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} import of {self.source} ({self.status})"
