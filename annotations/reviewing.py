@@ -9,6 +9,7 @@ reviewer's lease. A decision made on an older version than the patch's is refuse
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -25,6 +26,9 @@ from annotations.models import (
 )
 from annotations.queues import release
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 EXCLUDE_REASONS = ("artefact", "out of focus", "no tissue", "other")
 
 
@@ -37,7 +41,7 @@ class StaleReview(Exception):
             change = "it was changed"
         else:
             who = latest.reviewer.get_username()
-            label = f" to {latest.to_label.name}" if latest.to_label_id else ""
+            label = f" to {latest.to_label.name}" if latest.to_label is not None else ""
             change = f"{who} recorded '{latest.action}{label}' at {latest.created_at:%H:%M:%S}"
         super().__init__(f"Patch {patch.image_name} changed since you loaded it: {change}. "
                          f"It is now version {patch.version} ({patch.status}); nothing was "
@@ -55,10 +59,10 @@ class Decision:
     comment: str = ""
     time_spent_ms: int | None = None
     model_version: str = ""
-    shown_probabilities: dict | list | None = None
+    shown_probabilities: dict[str, object] | list[object] | None = None  # JSON, as shown
 
 
-def _check(project: Project, user, role: str | None, decision: Decision) -> None:
+def _check(project: Project, user: User, role: str | None, decision: Decision) -> None:
     if role not in Role.at_least(Role.REVIEWER):
         raise PermissionDenied("Reviewing needs the reviewer role")
     action = decision.action
@@ -75,7 +79,7 @@ def _check(project: Project, user, role: str | None, decision: Decision) -> None
         raise ValidationError("a comment needs text")
 
 
-def submit(project: Project, user, patch_id: int, decision: Decision) -> Patch:
+def submit(project: Project, user: User, patch_id: int, decision: Decision) -> Patch:
     """Append ``decision`` to patch ``patch_id``'s history and re-derive its state."""
     role = project.role_of(user)
     _check(project, user, role, decision)
@@ -88,14 +92,15 @@ def submit(project: Project, user, patch_id: int, decision: Decision) -> Patch:
             latest = (Review.objects.filter(patch=patch).select_related("reviewer", "to_label")
                       .order_by("-id").first())
             raise StaleReview(patch, latest)
-        label = None
+        label: LabelClass | None = None
         if decision.label_id is not None:
             label = LabelClass.objects.filter(project=project, pk=decision.label_id).first()
             if label is None:
                 raise ValidationError(f"no class {decision.label_id} in project {project.slug}")
         action = decision.action
-        if action == ReviewAction.CORRECT and label.pk == patch.current_label_id \
-                and patch.status == PatchStatus.UNREVIEWED:
+        if (action == ReviewAction.CORRECT and label is not None
+                and label.pk == patch.current_label_id
+                and patch.status == PatchStatus.UNREVIEWED):
             action = ReviewAction.CONFIRM  # "correcting" to the shown label is agreeing
         history = list(Review.objects.filter(patch=patch).order_by("id"))
         if action == ReviewAction.UNDO and not _has_decision_to_undo(history, user):
@@ -115,7 +120,7 @@ def submit(project: Project, user, patch_id: int, decision: Decision) -> Patch:
     return patch
 
 
-def _has_decision_to_undo(history: list[Review], user) -> bool:
+def _has_decision_to_undo(history: list[Review], user: User) -> bool:
     decided, adjudication = decisions_in_force(history)
     return user.pk in decided or (adjudication is not None and adjudication.reviewer_id == user.pk)
 

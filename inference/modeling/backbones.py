@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -53,7 +53,8 @@ class Backbone:
     _compiled: nn.Module | None = field(default=None, repr=False)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return self.module(images)
+        embeddings: torch.Tensor = self.module(images)  # nn.Module calls return Any
+        return embeddings
 
     def to(self, device: torch.device | str) -> Backbone:
         self.module.to(device)
@@ -66,7 +67,8 @@ class Backbone:
     def compiled(self) -> nn.Module:
         """The module under ``torch.compile``, built once and reused (compiling is slow)."""
         if self._compiled is None:
-            self._compiled = torch.compile(self.module)
+            # An nn.Module compiles to an OptimizedModule (an nn.Module); the stubs say Callable.
+            self._compiled = cast(nn.Module, torch.compile(self.module))
         return self._compiled
 
 
@@ -149,7 +151,8 @@ def _build_hibou_vit(
         num_heads=num_heads,
         init_values=1e-5,
         mlp_ratio=mlp_ratio if mlp_ratio is not None else swiglu_mlp_ratio(embed_dim),
-        mlp_layer=SwiGLUPacked,
+        # timm annotates mlp_layer as a Module class; SwiGLUPacked is a partial it accepts.
+        mlp_layer=SwiGLUPacked,  # type: ignore[arg-type]
         act_layer=nn.SiLU,
         reg_tokens=reg_tokens,
         no_embed_class=True,
@@ -208,7 +211,7 @@ def _build_timm(model_name: str, **overrides: Any) -> tuple[nn.Module, BackboneC
     size = data_cfg.get("input_size", (3, 224, 224))[-1]
     config = BackboneConfig(
         name=f"{TIMM_PREFIX}{model_name}",
-        embed_dim=int(module.num_features),
+        embed_dim=int(cast(int, module.num_features)),  # an int attribute of timm models
         input_size=int(overrides.get("img_size", size)),
         mean=tuple(data_cfg.get("mean", IMAGENET_MEAN)),
         std=tuple(data_cfg.get("std", IMAGENET_STD)),

@@ -34,6 +34,10 @@ class ColorTextureEncoder(nn.Module):
 
     EMBED_DIM = 16 + 3 * _HIST_BINS + 8 * len(_SCALES)
 
+    mean: torch.Tensor  # the buffers registered in __init__
+    std: torch.Tensor
+    hed_from_rgb: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         # Non-persistent buffers: state_dict() stays empty, so nothing is mistaken for weights.

@@ -7,7 +7,7 @@ submodule names, so a BERT-named checkpoint maps onto it key for key.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -44,7 +44,8 @@ class _Embeddings(nn.Module):
         x = x + self.position_embeddings.weight[: x.shape[1]]
         if self.token_type_embeddings is not None:
             x = x + self.token_type_embeddings.weight[0]
-        return self.dropout(self.LayerNorm(x))
+        out: torch.Tensor = self.dropout(self.LayerNorm(x))  # nn.Module calls return Any
+        return out
 
 
 class _SelfAttention(nn.Module):
@@ -69,7 +70,7 @@ class _SelfAttention(nn.Module):
         scores = q @ k.transpose(-1, -2) / math.sqrt(d // h)
         if additive_mask is not None:
             scores = scores + additive_mask
-        attn = self.dropout(scores.softmax(dim=-1))
+        attn: torch.Tensor = self.dropout(scores.softmax(dim=-1))
         return (attn @ v).transpose(1, 2).reshape(b, n, d)
 
 
@@ -83,7 +84,8 @@ class _DenseLayerNorm(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+        out: torch.Tensor = self.LayerNorm(self.dropout(self.dense(x)) + residual)
+        return out
 
 
 class _Attention(nn.Module):
@@ -93,7 +95,8 @@ class _Attention(nn.Module):
         self.output = _DenseLayerNorm(hidden, hidden, eps, drop)
 
     def forward(self, x: torch.Tensor, additive_mask: torch.Tensor | None) -> torch.Tensor:
-        return self.output(self.self(x, additive_mask), x)
+        out: torch.Tensor = self.output(self.self(x, additive_mask), x)
+        return out
 
 
 class _Intermediate(nn.Module):
@@ -103,7 +106,8 @@ class _Intermediate(nn.Module):
         self.act = nn.GELU()  # BERT's exact (erf) GELU
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.dense(x))
+        out: torch.Tensor = self.act(self.dense(x))
+        return out
 
 
 class _BertLayer(nn.Module):
@@ -117,7 +121,8 @@ class _BertLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, additive_mask: torch.Tensor | None) -> torch.Tensor:
         x = self.attention(x, additive_mask)
-        return self.output(self.intermediate(x), x)
+        out: torch.Tensor = self.output(self.intermediate(x), x)
+        return out
 
 
 class _Encoder(nn.Module):
@@ -204,7 +209,8 @@ class SpiderContextHead(nn.Module):
             additive = additive.masked_fill(blank.to(h.device), torch.finfo(h.dtype).min)
             additive = additive[:, None, None, :]  # (B, heads, queries, keys)
         h = self.encoder(h, additive)
-        return self.classifier(self.classifier_dropout(h[:, CENTRE]))
+        logits: torch.Tensor = self.classifier(self.classifier_dropout(h[:, CENTRE]))
+        return logits
 
     @torch.no_grad()
     def reorder_classes(self, permutation: list[int]) -> None:
@@ -227,7 +233,8 @@ class CentreLinearHead(nn.Module):
     def forward(self, x: torch.Tensor, blank: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, 25, D) or (B, D); ``blank`` is accepted for a uniform interface and ignored."""
         centre = _centre(x).to(self.classifier.weight.dtype)
-        return self.classifier(self.dropout(centre))
+        logits: torch.Tensor = self.classifier(self.dropout(centre))
+        return logits
 
     @torch.no_grad()
     def reorder_classes(self, permutation: list[int]) -> None:
@@ -243,7 +250,9 @@ def _reorder_linear(linear: nn.Linear, permutation: list[int]) -> None:
         linear.bias.copy_(linear.bias[index])
 
 
-HEAD_CLASSES: dict[str, type[nn.Module]] = {
+Head = SpiderContextHead | CentreLinearHead
+
+HEAD_CLASSES: dict[str, type[Head]] = {
     "context": SpiderContextHead,
     "centre": CentreLinearHead,
 }
@@ -252,12 +261,12 @@ HEAD_CLASSES: dict[str, type[nn.Module]] = {
 def head_config(head: nn.Module) -> dict[str, Any]:
     """JSON-able description from which :func:`head_from_config` rebuilds ``head``'s shape."""
     for kind, cls in HEAD_CLASSES.items():
-        if type(head) is cls:
-            return {"kind": kind, **head.hparams}
+        if type(head) is cls:  # exactly a Head class (mypy does not narrow on this)
+            return {"kind": kind, **cast(Head, head).hparams}
     raise TypeError(f"not a head this project can store: {type(head).__name__}")
 
 
-def head_from_config(config: dict[str, Any]) -> nn.Module:
+def head_from_config(config: dict[str, Any]) -> Head:
     """A fresh (untrained) head of the shape ``config`` describes; load weights into it."""
     params = dict(config)
     kind = params.pop("kind", None)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from math import ceil
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -29,6 +29,12 @@ from torch.utils.data import DataLoader, Dataset
 from .backbones import Backbone, BackboneConfig
 
 log = logging.getLogger(__name__)
+
+TileId = TypeVar("TileId")  # whatever the caller keys its tiles by, handed back unchanged
+# A loader's slices: (positions, uint8 images), collated.
+_Slices = Iterator[tuple[torch.Tensor, torch.Tensor]]
+# A batch queued on the device: its tile ids, its embeddings, and the event marking them ready.
+_Done = tuple[list[TileId], torch.Tensor, torch.cuda.Event | None]
 
 LOADER_BATCH = 32  # tiles per worker batch; model batches are assembled from these slices
 
@@ -90,7 +96,7 @@ def tile_loader(
     batch_size: int,
     num_workers: int,
     pin_memory: bool,
-) -> DataLoader:
+) -> DataLoader[tuple[int, torch.Tensor]]:
     """Yields (positions, uint8 images) slices of at most ``LOADER_BATCH`` tiles, in order.
 
     Slices never straddle a ``batch_size`` boundary, so ``ceil(batch_size / LOADER_BATCH)``
@@ -126,7 +132,9 @@ def default_workers() -> int:
     return max(1, min(12, (os.cpu_count() or 2) - 1))
 
 
-def _chunks(items: Iterable[tuple[Any, str | Path]], size: int) -> Iterator[list]:
+def _chunks(
+    items: Iterable[tuple[TileId, str | Path]], size: int
+) -> Iterator[list[tuple[TileId, str | Path]]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
@@ -134,14 +142,14 @@ def _chunks(items: Iterable[tuple[Any, str | Path]], size: int) -> Iterator[list
 
 def embed_tiles(
     backbone: Backbone,
-    items: Iterable[tuple[Any, str | Path]],
+    items: Iterable[tuple[TileId, str | Path]],
     *,
     batch_size: int = 64,
     num_workers: int | None = None,
     device: str | torch.device | None = None,
     compile: bool = False,
     chunk_batches: int = 64,
-) -> Iterator[tuple[list[Any], np.ndarray]]:
+) -> Iterator[tuple[list[TileId], np.ndarray]]:
     """Yield (tile ids, float16 (n, embed_dim) embeddings) per batch, in input order.
 
     ``items`` may be a lazy iterable of (tile_id, png_path) (millions of rows): it is read in
@@ -157,24 +165,25 @@ def embed_tiles(
 
     shape = (batch_size, 3, cfg.input_size, cfg.input_size)
 
-    def loader(chunk: list) -> Iterator:
+    def loader(chunk: list[tuple[TileId, str | Path]]) -> _Slices:
         paths = [path for _, path in chunk]
         return iter(
             tile_loader(paths, cfg, batch_size=batch_size, num_workers=workers, pin_memory=on_cuda)
         )
 
-    def finish(done: tuple) -> tuple[list[Any], np.ndarray]:
+    def finish(done: _Done[TileId]) -> tuple[list[TileId], np.ndarray]:
         ids, emb, ready = done
         if ready is not None:
             ready.synchronize()
         return ids, emb.numpy().copy()  # copied out of pinned memory, which is scarce
 
-    previous = None
+    previous: _Done[TileId] | None = None
     chunks = _chunks(items, batch_size * chunk_batches)
     current = next(chunks, None)
     pending = loader(current) if current is not None else None
     while current is not None:
         slices = pending
+        assert slices is not None  # built from ``current``, which is not None
         following = next(chunks, None)
         pending = loader(following) if following is not None else None  # starts its workers
         for start in range(0, len(current), batch_size):
@@ -195,9 +204,9 @@ def embed_tiles(
             ):
                 out = model(x)
             emb = out[:n].float().to(torch.float16).to("cpu", non_blocking=on_cuda)
-            ready = None
+            ready: torch.cuda.Event | None = None
             if on_cuda:
-                ready = torch.cuda.Event()
+                ready = torch.cuda.Event()  # type: ignore[no-untyped-call]  # unannotated in torch
                 ready.record()
             if previous is not None:  # read back the last batch now this one is queued
                 yield finish(previous)
