@@ -160,6 +160,21 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name per choice set, taken from the model's choices: a field name shared by several
+    # choice sets ("status" of patches and of jobs) would otherwise get a hash-suffixed name.
+    "ENUM_NAME_OVERRIDES": {
+        "ReviewActionEnum": "annotations.models.ReviewAction",
+        # The decision form lists the same actions by value (its labels are the values).
+        "DecisionActionEnum": "annotations.models.ReviewAction.values",
+        "PatchStatusEnum": "annotations.models.PatchStatus",
+        "PatchSplitEnum": "annotations.models.Split",
+        "JobStatusEnum": "annotations.models.TrackedJob.Status",
+        "ImportJobKindEnum": "annotations.models.ImportJob.Kind",
+        "ExportJobKindEnum": "annotations.models.ExportJob.Kind",
+        "InferenceJobKindEnum": "inference.models.InferenceJob.Kind",
+        "HeadKindEnum": "inference.models.HeadKind",
+        "SourceEnum": "inference.models.ModelVersion.Source",
+    },
 }
 
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
@@ -194,9 +209,25 @@ SPIDER_LABEL_QUALITY = env_str("SPIDER_LABEL_QUALITY", "self_confidence")
 if SPIDER_LABEL_QUALITY not in ("self_confidence", "normalized_margin"):
     raise ImproperlyConfigured("SPIDER_LABEL_QUALITY must be self_confidence or normalized_margin")
 
+# One handler, on the root logger: every line is written once. Django's defaults give the
+# "django" and "django.server" loggers handlers of their own (the former printing only with
+# DEBUG on, so each django.* line appeared twice there); configuring "django" here removes
+# them, and its children propagate to the root. A Celery worker replaces the root handler
+# with its own (worker_hijack_root_logger), which then prints each line once as well.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        # An expected 403 is one warning line, not a traceback (spider_web/logging.py).
+        "expected_refusal": {"()": "spider_web.logging.ExpectedForbiddenFilter"},
+    },
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"filters": ["expected_refusal"]},
+    },
 }
