@@ -7,6 +7,7 @@ numbers always describe what the labels are.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -88,7 +89,7 @@ def pair_kappas(project: Project) -> list[PairKappa]:
             sorted(pairs.items())]
 
 
-def cohen_kappa(votes: list[tuple[object, object]]) -> tuple[float | None, float | None]:
+def cohen_kappa(votes: Sequence[tuple[object, object]]) -> tuple[float | None, float | None]:
     """(kappa, observed agreement) of paired categorical ratings; kappa None if undefined."""
     if not votes:
         return None, None

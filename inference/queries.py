@@ -9,11 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db.models import F, FilteredRelation, Q, QuerySet
 
 from annotations.models import Patch, Project
 from inference.models import ModelVersion, Prediction
+
+if TYPE_CHECKING:
+    from typing import Any, TypedDict
+
+    from django_stubs_ext import WithAnnotations
+
+    class Scores(TypedDict):
+        """What :func:`with_scores` annotates (None where the version has not predicted)."""
+
+        opinion: Any  # a FilteredRelation: a join to filter through (opinion__...), no value
+        opinion_disagree: bool | None
+        opinion_label_quality: float | None
+        opinion_entropy: float | None
+        opinion_confidence: float | None
 
 
 def active_version(project: Project) -> ModelVersion | None:
@@ -66,7 +81,9 @@ def active_model_name(project: Project) -> str | None:
     return version.name if version else None
 
 
-def with_scores(patches: QuerySet[Patch], version: ModelVersion) -> QuerySet[Patch]:
+def with_scores(
+    patches: QuerySet[Patch], version: ModelVersion
+) -> QuerySet[WithAnnotations[Patch, Scores]]:
     """``patches`` annotated with ``version``'s scores (NULL where not predicted):
     ``opinion_disagree``, ``opinion_label_quality``, ``opinion_entropy``,
     ``opinion_confidence``, and ``opinion__predicted`` for filters. One LEFT JOIN.

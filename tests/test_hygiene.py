@@ -92,12 +92,23 @@ def _declared() -> tuple[set[str], set[str]]:
     return names(project["dependencies"]), names(project["optional-dependencies"]["dev"])
 
 
-def _third_party_imports(folder: str) -> dict[str, set[str]]:
-    """Top-level modules imported by ``folder``'s files (not stdlib, not ours) -> files."""
+def _is_type_checking(node: ast.AST) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _third_party_imports(folder: str, *, typing_only: bool = False) -> dict[str, set[str]]:
+    """Top-level modules imported by ``folder``'s files (not stdlib, not ours) -> files: those
+    imported at run time, or with ``typing_only`` those under ``if TYPE_CHECKING:``."""
     found: dict[str, set[str]] = {}
     for path in sorted((ROOT / folder).rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
+        checking = {id(n) for block in ast.walk(tree) if _is_type_checking(block)
+                    for n in ast.walk(block)}
         for node in ast.walk(tree):
+            if (id(node) in checking) != typing_only:
+                continue
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -116,10 +127,14 @@ def test_every_third_party_import_is_declared():
     runtime, dev = _declared()
     distributions = importlib.metadata.packages_distributions()
     problems = []
-    for folders, allowed, where in ((RUNTIME_PACKAGES, runtime, "dependencies"),
-                                    (DEV_PACKAGES, runtime | dev, "dependencies or dev")):
+    checks = [(RUNTIME_PACKAGES, False, runtime, "dependencies"),
+              (DEV_PACKAGES, False, runtime | dev, "dependencies or dev"),
+              # imports for the type checker only (stubs, django_stubs_ext) may be dev tools
+              (RUNTIME_PACKAGES + DEV_PACKAGES, True, runtime | dev, "dependencies or dev")]
+    for folders, typing_only, allowed, where in checks:
         for folder in folders:
-            for module, files in sorted(_third_party_imports(folder).items()):
+            imports = _third_party_imports(folder, typing_only=typing_only)
+            for module, files in sorted(imports.items()):
                 provided_by = {_normalise(d) for d in distributions.get(module, [])}
                 if not provided_by:
                     problems.append(f"{module} (imported by {min(files)}): not installed")

@@ -3,6 +3,7 @@ plain statement of what the snapshot is. Nothing in it depends on when it was wr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import yaml
@@ -77,7 +78,7 @@ def front_matter(project: Project, spec: list[FeatureSpec], class_names: tuple[s
     return matter
 
 
-def table(header: list[str], rows: list[list[object]]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)

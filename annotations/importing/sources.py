@@ -24,7 +24,7 @@ class ConcatReader(io.RawIOBase):
         self.total = sum(p.stat().st_size for p in parts)
         self.position = 0
         self._index = 0
-        self._handle: IO[bytes] | None = None
+        self._handle: io.BufferedReader | None = None
 
     def readable(self) -> bool:
         return True
