@@ -6,15 +6,16 @@ existence of other projects is never revealed; a member without the needed role 
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from annotations.models import Membership, Patch, Project, Role, Tile
+from annotations.models import Membership, Patch, Project, Tile
+from annotations.permissions import Act, require
 
 
-def access_project(user, slug: str, role: str = Role.VIEWER) -> Project:
+def access_project(user, slug: str, act: Act = Act.VIEW) -> Project:
     """The project if ``user`` may see it (404 otherwise: its existence is not revealed),
-    checked for ``role`` (403). One query: the membership with its project."""
+    checked for ``act`` in the authorisation map (403). One query: the membership with its
+    project."""
     if not user.is_authenticated:
         raise Http404("No such project")
     if user.is_superuser:
@@ -27,8 +28,7 @@ def access_project(user, slug: str, role: str = Role.VIEWER) -> Project:
             project.__dict__["_roles"] = {user.pk: membership.role}
     if project is None:
         raise Http404("No such project")
-    if role != Role.VIEWER and project.role_of(user) not in Role.at_least(role):
-        raise PermissionDenied(f"This needs the {role} role in {project.name}")
+    require(user, project, act)
     return project
 
 

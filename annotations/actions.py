@@ -1,4 +1,6 @@
-"""Writes that pages, API views, commands and tasks share (validate, authorise, then write)."""
+"""Actions: what pages, API views and commands do to change things. Each one checks the
+request and the user's role (through :mod:`annotations.permissions`), writes, and, for long
+work, records a job and enqueues its task once the transaction commits."""
 
 from __future__ import annotations
 
@@ -7,8 +9,22 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import Http404
 
-from annotations.models import ImportJob, LabelClass, Membership, Project, Role
+from annotations import lifecycle, tasks
+from annotations.exporting.errors import ExportError
+from annotations.exporting.jobs import export_options, record_export_job
+from annotations.importing.jobs import check_import_path
+from annotations.models import (
+    ExportJob,
+    ImportJob,
+    LabelClass,
+    Membership,
+    Project,
+    Role,
+    TrackedJob,
+)
+from annotations.permissions import Act, require
 
 
 def get_or_create_project(slug: str, *, name: str = "", organ: str = "") -> Project:
@@ -25,15 +41,63 @@ def record_import_job(project: Project, kind: str, source: Path | str, options: 
 
 def start_import(project: Project, user, kind: str, path: str, options: dict) -> ImportJob:
     """Queue an import from a server folder (checked against SPIDER_IMPORT_ROOTS)."""
-    from annotations.importing.jobs import check_import_path
-    from annotations.tasks import run_import_job
-
+    require(user, project, Act.IMPORT)
     source = check_import_path(path)
     if kind not in ImportJob.Kind.values:
         raise ValidationError(f"unknown import kind {kind!r}")
     with transaction.atomic():
         job = record_import_job(project, kind, source, options, user=user)
-        transaction.on_commit(lambda: run_import_job.delay(job.pk))
+        transaction.on_commit(lambda: tasks.run_import_job.delay(job.pk))
+    return job
+
+
+def start_export(project: Project, user, kind: str, statuses: list[str] | None,
+                 context: str = "none") -> ExportJob:
+    """Queue an export for a worker (raises ValidationError for bad options)."""
+    require(user, project, Act.EXPORT)
+    try:
+        options = export_options(kind, statuses, context)
+    except ExportError as exc:
+        raise ValidationError(str(exc)) from exc
+    with transaction.atomic():
+        job = record_export_job(project, kind, options, user=user)
+        transaction.on_commit(lambda: tasks.run_export_job.delay(job.pk))
+    return job
+
+
+def register_job_types() -> None:
+    """The job models this app owns and their tasks (AnnotationsConfig.ready calls it)."""
+    lifecycle.register_job_type(ImportJob.job_type, ImportJob, tasks.run_import_job.delay)
+    lifecycle.register_job_type(ExportJob.job_type, ExportJob, tasks.run_export_job.delay)
+
+
+def find_job(user, project: Project, job_type: str, job_id: int) -> TrackedJob:
+    """A job of ``project`` by type and id (404 when there is none)."""
+    kind = lifecycle.JOB_TYPES.get(job_type)
+    job = kind.model.objects.filter(project=project, pk=job_id).first() if kind else None
+    if job is None:
+        raise Http404("No such job")
+    return job
+
+
+def resume_job(user, project: Project, job: TrackedJob) -> TrackedJob:
+    """Run a stalled or failed job again: its executor carries on from what is stored."""
+    require(user, project, Act.CONTROL_JOBS)
+    with transaction.atomic():
+        if not lifecycle.reset_for_resume(job):
+            raise ValidationError(f"{job.job_type} job {job.pk} is {job.state}: only a "
+                                  "stalled or failed job can be resumed")
+        enqueue = lifecycle.JOB_TYPES[job.job_type].enqueue
+        transaction.on_commit(lambda: enqueue(job.pk))
+    return job
+
+
+def cancel_job(user, project: Project, job: TrackedJob) -> TrackedJob:
+    """Stop a pending or running job; its worker stops at its next progress write."""
+    require(user, project, Act.CONTROL_JOBS)
+    if not lifecycle.cancel(job):
+        raise ValidationError(f"{job.job_type} job {job.pk} is {job.state}: only a pending "
+                              "or running job can be cancelled")
     return job
 
 

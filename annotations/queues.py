@@ -32,7 +32,8 @@ from django.db.models.functions import Coalesce, Greatest, Mod
 from django.utils import timezone
 
 from annotations.consensus import DECISIONS
-from annotations.models import Lease, Patch, PatchStatus, Project, Review, ReviewAction, Role
+from annotations.models import Lease, Patch, PatchStatus, Project, Review, ReviewAction
+from annotations.permissions import Act, can
 from inference.queries import active_version, with_scores
 
 QUEUES = ("disagreement", "uncertain", "unreviewed", "audit", "disputed")
@@ -98,20 +99,6 @@ def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFil
     return patches.order_by(F("model_label_quality").asc(nulls_last=True), "id")
 
 
-def store_queue_scores(patch_ids: list[int], quality: list[float | None],
-                       disagree: list[bool], entropy: list[float | None]) -> None:
-    """Copy the active model version's scores onto the patches the queues sort by."""
-    rows = [Patch(pk=pid, model_label_quality=q, model_disagree=d, model_entropy=e)
-            for pid, q, d, e in zip(patch_ids, quality, disagree, entropy, strict=True)]
-    Patch.objects.bulk_update(rows, ["model_label_quality", "model_disagree", "model_entropy"],
-                              batch_size=2000)
-
-
-def clear_queue_scores(project: Project) -> None:
-    Patch.objects.filter(project=project).update(
-        model_label_quality=None, model_disagree=False, model_entropy=None)
-
-
 def queue_sizes(project: Project) -> dict[str, int | None]:
     """Items left per queue (None: the queue needs a model)."""
     has_model = active_version(project) is not None
@@ -160,7 +147,7 @@ def lease_next(project: Project, user, name: str, count: int = 1,
                filters: QueueFilters = QueueFilters()) -> list[Lease]:
     """Up to ``count`` leases for ``user`` from queue ``name``: the ones they already hold
     (renewed) first, then new ones taken in queue order, skipping rows others are taking."""
-    if name == "disputed" and project.role_of(user) != Role.ADMIN:
+    if name == "disputed" and not can(user, project, Act.ADJUDICATE):
         raise QueueError("only project admins adjudicate disputed items")
     now = timezone.now()
     expires = now + timedelta(seconds=settings.SPIDER_LEASE_SECONDS)

@@ -8,7 +8,7 @@ from django.shortcuts import render
 
 from annotations.access import access_project
 from annotations.dashboards import change_matrix, pair_kappas, reviewer_rows
-from annotations.models import Role
+from annotations.permissions import Act
 from annotations.queues import MODEL_QUEUES, QUEUES, audit_estimate, queue_sizes
 from annotations.reviewing import EXCLUDE_REASONS
 from inference.queries import active_model_name
@@ -26,7 +26,7 @@ def _config(request: HttpRequest, project, queue: str) -> dict:
 
 def _page(request: HttpRequest, slug: str) -> dict:
     """Context shared by both review pages; the queue falls back to one that can run."""
-    project = access_project(request.user, slug, role=Role.REVIEWER)
+    project = access_project(request.user, slug, Act.REVIEW)
     model = active_model_name(project)
     queue = request.GET.get("queue", "")
     if queue not in QUEUES:

@@ -22,8 +22,8 @@ from annotations.models import (
     Project,
     Review,
     ReviewAction,
-    Role,
 )
+from annotations.permissions import Act, role_allows
 from annotations.queues import release
 
 if TYPE_CHECKING:
@@ -63,10 +63,11 @@ class Decision:
 
 
 def _check(project: Project, user: User, role: str | None, decision: Decision) -> None:
-    if role not in Role.at_least(Role.REVIEWER):
+    if not role_allows(role, Act.REVIEW):
         raise PermissionDenied("Reviewing needs the reviewer role")
     action = decision.action
-    if action in (ReviewAction.ADJUDICATE, ReviewAction.REOPEN) and role != Role.ADMIN:
+    if (action in (ReviewAction.ADJUDICATE, ReviewAction.REOPEN)
+            and not role_allows(role, Act.ADJUDICATE)):
         raise PermissionDenied(f"Only project admins may {action}")
     if action not in ReviewAction.values:
         raise ValidationError(f"unknown action {action!r}")

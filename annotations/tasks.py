@@ -1,30 +1,27 @@
-"""Celery tasks: thin wrappers that take ids, re-fetch, and call the importing entry points."""
+"""Celery tasks: an id in, re-fetch, run the executor under the job life cycle. No logic.
+
+A redelivered message (its worker died) finds the job stalled and takes it over; a
+duplicate finds it running with a live heartbeat and does nothing (see
+:func:`annotations.lifecycle.claim`).
+"""
 
 from celery import shared_task
 
-from annotations.models import ImportJob
+from annotations import lifecycle
+from annotations.models import ExportJob, ImportJob
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def run_import_job(job_id: int) -> None:
-    """Run a queued import. Imports are idempotent, so a job redelivered after its worker died
-    (still ``running``) simply runs again and adds only what is missing."""
     from annotations.importing.jobs import execute_import_job
 
-    job = ImportJob.objects.select_related("project").filter(pk=job_id).first()
-    if job is None or job.status in (ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED):
-        return
-    execute_import_job(job)
+    if (job := lifecycle.load(ImportJob, job_id)) is not None:
+        lifecycle.run(job, execute_import_job)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def run_export_job(job_id: int) -> None:
-    """Run a queued export. It writes into a fresh temporary folder, so a job redelivered after
-    its worker died simply runs again from the start."""
-    from annotations.exporting import execute_export_job
-    from annotations.models import ExportJob
+    from annotations.exporting.jobs import execute_export_job
 
-    job = ExportJob.objects.select_related("project").filter(pk=job_id).first()
-    if job is None or job.status in (ExportJob.Status.SUCCEEDED, ExportJob.Status.FAILED):
-        return
-    execute_export_job(job)
+    if (job := lifecycle.load(ExportJob, job_id)) is not None:
+        lifecycle.run(job, execute_export_job)

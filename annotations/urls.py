@@ -10,6 +10,8 @@ urlpatterns = [
     path("p/<slug:slug>/members/", views.members, name="members"),
     path("p/<slug:slug>/classes/", views.classes, name="classes"),
     path("p/<slug:slug>/imports/", views.start_import_view, name="start-import"),
+    path("p/<slug:slug>/jobs/<str:job_type>/<int:job_id>/<str:operation>/", views.control_job,
+         name="control-job"),
     path("tiles/<int:tile_id>/", views.tile_image, name="tile-image"),
 ]
 

@@ -14,7 +14,10 @@ from django.views.decorators.http import require_http_methods
 from annotations.access import access_patch, access_project, access_tile
 from annotations.actions import (
     add_class,
+    cancel_job,
+    find_job,
     remove_membership,
+    resume_job,
     set_membership,
     start_import,
     update_class,
@@ -22,10 +25,11 @@ from annotations.actions import (
 from annotations.filters import PatchFilterSet
 from annotations.models import Membership, Patch, Project, Role
 from annotations.models.patches import CENTRE_INDEX
+from annotations.panels import panels_context
+from annotations.permissions import Act, allowed_actions
 from annotations.review_views import review_summary
 from annotations.stats import class_counts, slide_counts, split_counts, status_counts
 from annotations.tilestore import open_tile
-from inference.views import model_panel
 
 PAGE_SIZE = 60
 
@@ -39,11 +43,14 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     project = access_project(request.user, slug)
     n_slides, top_slides = slide_counts(project)
     jobs = list(project.import_jobs.all()[:10])
-    models = model_panel(project)
+    exports = list(project.export_jobs.select_related("created_by")[:10])
+    panels = panels_context(project, request.user)
     return render(request, "annotations/project_detail.html", {
         **review_summary(project),
+        **panels,
         "project": project,
         "role": project.role_of(request.user),
+        "can": allowed_actions(request.user, project),
         "classes": class_counts(project),
         "statuses": status_counts(project),
         "splits": split_counts(project),
@@ -51,10 +58,28 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "top_slides": top_slides,
         "n_patches": project.patches.count(),
         "jobs": jobs,
-        "jobs_active": any(j.status in ("pending", "running") for j in jobs)
-        or models["inference_active"],
-        **models,
+        "export_jobs": exports,
+        "jobs_active": any(j.is_live for j in [*jobs, *exports]) or panels["panels_active"],
     })
+
+
+@require_http_methods(["POST"])
+def control_job(request: HttpRequest, slug: str, job_type: str, job_id: int,
+                operation: str) -> HttpResponse:
+    """Cancel or resume a job of any type from the project page."""
+    project = access_project(request.user, slug, Act.CONTROL_JOBS)
+    job = find_job(request.user, project, job_type, job_id)
+    run = {"cancel": cancel_job, "resume": resume_job}.get(operation)
+    if run is None:
+        raise Http404("No such operation")
+    try:
+        run(request.user, project, job)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        done = "cancelled" if operation == "cancel" else "queued again"
+        messages.success(request, f"{job.job_type.capitalize()} job {job.pk} {done}.")
+    return redirect("project-detail", slug=project.slug)
 
 
 def patch_list(request: HttpRequest, slug: str) -> HttpResponse:
@@ -101,7 +126,7 @@ def tile_image(request: HttpRequest, tile_id: int) -> FileResponse:
 
 @require_http_methods(["POST"])
 def start_import_view(request: HttpRequest, slug: str) -> HttpResponse:
-    project = access_project(request.user, slug, role=Role.ADMIN)
+    project = access_project(request.user, slug, Act.IMPORT)
     options = {"organ": request.POST.get("organ") or None,
                "link": request.POST.get("link") == "on",
                "strict": request.POST.get("strict") == "on"}
@@ -117,7 +142,7 @@ def start_import_view(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def classes(request: HttpRequest, slug: str) -> HttpResponse:
-    project = access_project(request.user, slug, role=Role.ADMIN)
+    project = access_project(request.user, slug, Act.MANAGE_CLASSES)
     if request.method == "POST":
         try:
             if request.POST.get("id"):
@@ -140,7 +165,7 @@ def classes(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def members(request: HttpRequest, slug: str) -> HttpResponse:
-    project = access_project(request.user, slug, role=Role.ADMIN)
+    project = access_project(request.user, slug, Act.MANAGE_MEMBERS)
     if request.method == "POST":
         User = get_user_model()
         user = User.objects.filter(username=request.POST.get("username", "")).first()

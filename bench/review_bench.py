@@ -320,7 +320,7 @@ def sync_queue_scores() -> None:
     """Copy the active version's scores onto the patch rows, as activating it does in the app
     (COPY bypassed that), so the queues see them."""
     from inference.models import ModelVersion
-    from inference.registry import activate_version
+    from inference.queue_scores import activate_version
 
     started = time.perf_counter()
     activate_version(ModelVersion.objects.get(project__slug=SLUG, is_active=True))

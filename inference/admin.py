@@ -18,8 +18,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(InferenceJob)
 class InferenceJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "kind", "status", "tiles_done", "tiles_total",
-                    "patches_done", "patches_total", "created_at"]
+    list_display = ["id", "project", "kind", "status", "stage", "done", "total",
+                    "heartbeat_at", "created_at"]
     list_filter = ["project", "kind", "status"]
 
 

@@ -9,13 +9,12 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from annotations.access import access_project
+from annotations.api.jobs import JOB_FIELDS, JobControlMixin, JobSerializer
 from annotations.api.views import ProjectScopedViewSet
-from annotations.models import Role
-from inference.jobs import JobError, start_predict, start_train
-from inference.modeling import UnknownBackboneError, WeightLoadError
+from annotations.permissions import Act
+from inference.actions import JobError, activate, start_predict, start_train
 from inference.models import InferenceJob, ModelVersion
-from inference.registry import activate_version
-from inference.training import TrainOptions
+from inference.options import TrainOptions
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -30,19 +29,19 @@ class ModelVersionSerializer(serializers.ModelSerializer):
                   "metrics", "is_active", "created_at"]
 
 
-class InferenceJobSerializer(serializers.ModelSerializer):
-    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    embedding_space = serializers.CharField(source="space", read_only=True)
-    rate = serializers.FloatField(read_only=True, allow_null=True,
-                                  help_text="items/s in the current stage")
-    eta_seconds = serializers.FloatField(read_only=True, allow_null=True)
-    percent = serializers.FloatField(read_only=True, allow_null=True)
+class InferenceJobSerializer(JobSerializer):
+    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True,
+                                                 allow_null=True)
+    embedding_space = serializers.CharField(source="space", read_only=True, allow_null=True,
+                                            help_text="null until a worker resolves the "
+                                                      "backbone the job names")
+    tiles_done = serializers.IntegerField(read_only=True)
+    patches_done = serializers.IntegerField(read_only=True)
 
     class Meta:
         model = InferenceJob
-        fields = ["id", "kind", "status", "model_version", "embedding_space", "options",
-                  "tiles_done", "tiles_total", "patches_done", "patches_total", "percent",
-                  "rate", "eta_seconds", "created_at", "finished_at", "summary", "error"]
+        fields = ["id", "kind", "model_version", "embedding_space", "options", *JOB_FIELDS,
+                  "tiles_done", "tiles_total", "patches_done", "patches_total", "summary"]
 
 
 class StartJobSerializer(serializers.Serializer):
@@ -63,20 +62,19 @@ class ModelVersionViewSet(ProjectScopedViewSet):
     @action(detail=True, methods=["post"])
     def activate(self, request, project_slug: str, pk: str):
         """Make this version the one the queues and review page use (project admins)."""
-        access_project(request.user, project_slug, role=Role.ADMIN)
         version = self.get_object()
-        activate_version(version)
+        activate(request.project, version, request.user)
         return Response(ModelVersionSerializer(version).data)
 
 
-class InferenceJobViewSet(mixins.CreateModelMixin, ProjectScopedViewSet):
+class InferenceJobViewSet(JobControlMixin, mixins.CreateModelMixin, ProjectScopedViewSet):
     queryset = InferenceJob.objects.select_related("model_version", "space")
     serializer_class = InferenceJobSerializer
 
     @extend_schema(request=StartJobSerializer, responses={201: InferenceJobSerializer})
     def create(self, request, project_slug: str):
         """Queue a predict or train job (project admins); poll the job for progress."""
-        project = access_project(request.user, project_slug, role=Role.ADMIN)
+        project = access_project(request.user, project_slug, Act.RUN_MODELS)
         start = StartJobSerializer(data=request.data)
         start.is_valid(raise_exception=True)
         data = start.validated_data
@@ -87,6 +85,6 @@ class InferenceJobViewSet(mixins.CreateModelMixin, ProjectScopedViewSet):
                 options = TrainOptions(epochs=data["epochs"], folds=data["folds"],
                                        head=data["head"])
                 job = start_train(project, options, user=request.user)
-        except (JobError, UnknownBackboneError, WeightLoadError) as exc:
+        except JobError as exc:
             raise ValidationError({"detail": str(exc)}) from exc
         return Response(InferenceJobSerializer(job).data, status=status.HTTP_201_CREATED)

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class InferenceConfig(AppConfig):
     name = "inference"
     verbose_name = "Inference"
+
+    def ready(self) -> None:
+        from inference.actions import register_job_types
+        from inference.panels import register_panels
+
+        register_job_types()
+        register_panels()

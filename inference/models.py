@@ -1,7 +1,7 @@
 """What the model side stores: backbones, cached tile embeddings, model versions, predictions.
 
 Data flows one way (tiles -> embeddings -> predictions); annotations never imports this
-module, and the queues read predictions through :mod:`inference.queries`.
+module: the queues read predictions through :mod:`inference.queries`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from annotations.models import LabelClass, Patch, Project, Tile
+from annotations.models import LabelClass, Patch, Project, Tile, TrackedJob
 
 
 class EmbeddingSpace(models.Model):
@@ -142,49 +142,36 @@ class Prediction(models.Model):
 
 
 
-class InferenceJob(models.Model):
-    """Embed missing tiles, then predict (or train a head). Progress is kept per stage.
+class InferenceJob(TrackedJob):
+    """Embed missing tiles, then predict (or train a head), on the shared job life cycle.
 
-    State machine: pending -> embedding -> predicting | training -> succeeded, or failed at
-    any stage. The Celery steps that do the work are idempotent and re-check what is
-    missing, so a job whose worker died resumes where the database says it stopped.
+    ``stage`` is ``embedding`` then ``predicting`` or ``training``; ``done``/``total`` count
+    the current stage (tiles, then patches). The Celery steps that do the work are
+    idempotent and re-check what is missing, so a resumed job carries on where the database
+    says it stopped. ``space`` is resolved by the first step when the job names a backbone
+    (building a backbone and hashing its weights is a worker's job, not a web request's).
     """
 
     class Kind(models.TextChoices):
         PREDICT = "predict", "Predict"
         TRAIN = "train", "Train head"
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
+    class Stage(models.TextChoices):
         EMBEDDING = "embedding", "Embedding tiles"
         PREDICTING = "predicting", "Predicting patches"
         TRAINING = "training", "Training head"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
 
-    ACTIVE = (Status.PENDING, Status.EMBEDDING, Status.PREDICTING, Status.TRAINING)
+    job_type = "inference"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="inference_jobs")
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    space = models.ForeignKey(EmbeddingSpace, on_delete=models.PROTECT, related_name="+")
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.PROTECT, related_name="+",
+                              null=True, blank=True)
     model_version = models.ForeignKey(ModelVersion, on_delete=models.SET_NULL, null=True,
                                       blank=True, related_name="jobs")
-    options = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     tiles_total = models.BigIntegerField(default=0)
-    tiles_done = models.BigIntegerField(default=0)
     patches_total = models.BigIntegerField(default=0)
-    patches_done = models.BigIntegerField(default=0)
-    stage_started_at = models.DateTimeField(null=True, blank=True)
-    stage_done_at_start = models.BigIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True,
-                                        help_text="last sign of life from the worker")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                   null=True, blank=True, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     summary = models.JSONField(null=True, blank=True)
-    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -194,32 +181,31 @@ class InferenceJob(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status in self.ACTIVE
+        return self.is_live
+
+    @property
+    def stage_display(self) -> str:
+        return self.Stage(self.stage).label if self.stage in self.Stage.values else ""
+
+    @property
+    def tiles_done(self) -> int:
+        if self.stage == self.Stage.EMBEDDING:
+            return self.done
+        return self.tiles_total if self.stage or self.status == self.Status.SUCCEEDED else 0
+
+    @property
+    def patches_done(self) -> int:
+        if self.stage in (self.Stage.PREDICTING, self.Stage.TRAINING):
+            return self.done
+        return 0
 
     def stage_counts(self) -> tuple[int, int, str]:
         """(done, total, unit) of the stage in progress."""
-        if self.status == self.Status.EMBEDDING:
+        if self.stage == self.Stage.EMBEDDING or not self.stage:
             return self.tiles_done, self.tiles_total, "tiles"
-        return self.patches_done, self.patches_total, "patches"
+        return self.done, self.total or self.patches_total, "patches"
 
     @property
     def percent(self) -> float | None:
         done, total, _ = self.stage_counts()
         return min(100.0, 100.0 * done / total) if total else None
-
-    @property
-    def rate(self) -> float | None:
-        """Items per second in the current stage, since it started (or resumed)."""
-        if not self.stage_started_at or not self.is_active:
-            return None
-        seconds = (timezone.now() - self.stage_started_at).total_seconds()
-        done = self.stage_counts()[0] - self.stage_done_at_start
-        return done / seconds if seconds > 0 and done > 0 else None
-
-    @property
-    def eta_seconds(self) -> float | None:
-        rate = self.rate
-        if not rate:
-            return None
-        done, total, _ = self.stage_counts()
-        return max(0.0, (total - done) / rate)

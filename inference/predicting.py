@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from torch import nn
 
 from annotations.models import LabelClass, Patch
-from annotations.queues import store_queue_scores
+from inference import queue_scores
 from inference.embedding import grid_embeddings, inference_device
 from inference.modeling import predict_probs, score_patches
 from inference.models import ModelVersion, Prediction
@@ -72,9 +72,8 @@ def store_predictions(
     Prediction.objects.bulk_create(rows, update_conflicts=True,
                                    unique_fields=["model_version", "patch"],
                                    update_fields=_SCORE_FIELDS, batch_size=1000)
-    if ModelVersion.objects.filter(pk=version.pk, is_active=True).exists():
-        store_queue_scores(list(patch_ids), [r.label_quality for r in rows],
-                           [r.disagree for r in rows], [r.entropy for r in rows])
+    queue_scores.store(version, list(patch_ids), [r.label_quality for r in rows],
+                       [r.disagree for r in rows], [r.entropy for r in rows])
 
 
 def predict_chunk(version: ModelVersion, head: nn.Module, limit: int) -> int:

@@ -16,8 +16,6 @@ import torch
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
@@ -31,6 +29,7 @@ from inference.modeling import (
 )
 from inference.modeling.convert import strict_load
 from inference.models import EmbeddingSpace, HeadKind, ModelVersion
+from inference.queue_scores import activate_version
 
 
 class RegistrationError(ValueError):
@@ -117,25 +116,6 @@ def create_version(
         if activate or not ModelVersion.objects.filter(project=project, is_active=True).exists():
             activate_version(version)
     return version
-
-
-def activate_version(version: ModelVersion) -> None:
-    """Make ``version`` the one its project's queues and review page use, and copy its
-    scores onto the patches (the queues sort on those columns)."""
-    from annotations.models import Patch
-    from inference.models import Prediction
-
-    with transaction.atomic():
-        (ModelVersion.objects.select_for_update()
-         .filter(project_id=version.project_id, is_active=True).exclude(pk=version.pk)
-         .update(is_active=False))
-        ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
-        mine = Prediction.objects.filter(model_version=version, patch=OuterRef("pk"))
-        Patch.objects.filter(project_id=version.project_id).update(
-            model_label_quality=Subquery(mine.values("label_quality")[:1]),
-            model_disagree=Coalesce(Subquery(mine.values("disagree")[:1]), Value(False)),
-            model_entropy=Subquery(mine.values("entropy")[:1]))
-    version.is_active = True
 
 
 def register_model(

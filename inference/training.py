@@ -8,7 +8,6 @@ test split gives the reported metrics. Every patch gets a prediction from the ne
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from django.db.models import Max
@@ -26,6 +25,7 @@ from inference.modeling import (
     train_head,
 )
 from inference.models import EmbeddingSpace, ModelVersion
+from inference.options import TrainOptions
 from inference.predicting import store_predictions
 from inference.registry import create_version, project_class_names
 
@@ -35,18 +35,6 @@ UNTRAINABLE = (PatchStatus.EXCLUDED, PatchStatus.UNSURE, PatchStatus.DISPUTED)
 
 class TrainingError(ValueError):
     """The project's labels cannot train a head (too few labelled patches or slides)."""
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    epochs: int = TrainConfig.epochs
-    batch_size: int = TrainConfig.batch_size
-    lr: float = TrainConfig.lr
-    folds: int = 5
-    seed: int = 0
-    head: str = "context"
-    name: str = ""
-    activate: bool = True
 
 
 def train_version(

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "annotations",
     "inference",
+    "spider_web",  # composes the two apps: the demo command, the project page's panels
 ]
 
 MIDDLEWARE = [
@@ -203,7 +204,13 @@ SPIDER_EMBED_WORKERS = int(_embed_workers) if _embed_workers else None  # None =
 SPIDER_EMBED_CHUNK = env_int("SPIDER_EMBED_CHUNK", 2048)  # tiles claimed per transaction
 SPIDER_PREDICT_CHUNK = env_int("SPIDER_PREDICT_CHUNK", 2048)  # patches per transaction
 SPIDER_TASK_STEP_SECONDS = env_int("SPIDER_TASK_STEP_SECONDS", 60)  # then re-queue
-SPIDER_JOB_STALE_SECONDS = env_int("SPIDER_JOB_STALE_SECONDS", 600)  # dead trainer after
+# Job life cycle: a worker beats every HEARTBEAT seconds while it runs a job; a running job
+# with no beat for STALE seconds is shown as stalled (its worker died) and may be resumed.
+SPIDER_JOB_HEARTBEAT_SECONDS = env_int("SPIDER_JOB_HEARTBEAT_SECONDS", 10)
+SPIDER_JOB_STALE_SECONDS = env_int("SPIDER_JOB_STALE_SECONDS", 60)
+SPIDER_JOB_PROGRESS_SECONDS = env_int("SPIDER_JOB_PROGRESS_SECONDS", 1)  # progress writes
+# Scratch space for workers (an export is written here, then stored): local to the worker.
+SPIDER_SCRATCH_ROOT = env_str("SPIDER_SCRATCH_ROOT", str(BASE_DIR / ".scratch"))
 # Label-quality score stored per prediction: "self_confidence" or "normalized_margin".
 SPIDER_LABEL_QUALITY = env_str("SPIDER_LABEL_QUALITY", "self_confidence")
 if SPIDER_LABEL_QUALITY not in ("self_confidence", "normalized_margin"):

@@ -177,7 +177,8 @@ def test_page_shows_progress_rate_and_eta(client, users, imported_4):
 
     job = InferenceJob.objects.create(
         project=imported_4, kind=InferenceJob.Kind.PREDICT, space=get_space("color-texture"),
-        status=InferenceJob.Status.EMBEDDING, tiles_total=1000, tiles_done=250,
+        status=InferenceJob.Status.RUNNING, stage=InferenceJob.Stage.EMBEDDING,
+        tiles_total=1000, done=250, total=1000, unit="tiles", heartbeat_at=timezone.now(),
         stage_started_at=timezone.now() - timedelta(seconds=10))
     client.force_login(users["viewer"])
     page = client.get(f"/p/{imported_4.slug}/").content.decode()
@@ -206,7 +207,7 @@ def test_queues_follow_the_active_model(imported_4, users, eager, tmp_path):
 
     train(imported_4, "--name", "second", "--seed", "2", "--no-activate")
     assert ModelVersion.objects.get(name="first").is_active
-    from inference.registry import activate_version
+    from inference.queue_scores import activate_version
 
     second = ModelVersion.objects.get(name="second")
     activate_version(second)

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from safetensors.torch import save_file
 
 from annotations.models import LabelClass, Patch, Tile
-from inference.jobs import start_predict
+from inference.actions import start_predict
 from inference.modeling import SpiderContextHead, create_backbone
 from inference.models import InferenceJob, Prediction, TileEmbedding
 from tests.workers import start_worker, stop_worker
@@ -54,18 +54,18 @@ def test_killed_worker_job_completes_with_every_patch_predicted_once(random_mode
     first = start_worker(settings, "gpu,default", **WORKER_ENV)
     second = None
     try:
-        job = start_predict(project)
+        job = start_predict(project, check=False)
 
         def embedding_under_way() -> bool:
             job.refresh_from_db()
             assert job.status != InferenceJob.Status.FAILED, job.error
-            return job.status == InferenceJob.Status.EMBEDDING and job.tiles_done >= 48
+            return job.stage == InferenceJob.Stage.EMBEDDING and job.tiles_done >= 48
 
         wait_until(embedding_under_way, 120, "the first worker to embed some tiles")
         os.killpg(first.pid, signal.SIGKILL)  # no goodbye: the message stays unacknowledged
         first.wait()
         job.refresh_from_db()
-        assert job.is_active and job.tiles_done < job.tiles_total, "killed too late to test"
+        assert job.is_live and job.tiles_done < job.tiles_total, "killed too late to test"
 
         second = start_worker(settings, "gpu,default", **WORKER_ENV)
 

@@ -17,7 +17,8 @@ from rest_framework.response import Response
 
 from annotations.access import access_project
 from annotations.consensus import SETTLED
-from annotations.models import Lease, Patch, Review, ReviewAction, Role
+from annotations.models import Lease, Patch, Review, ReviewAction
+from annotations.permissions import Act, can
 from annotations.queues import (
     QUEUES,
     QueueError,
@@ -113,7 +114,7 @@ def queues(request, project_slug: str):
 @api_view(["POST"])
 def next_items(request, project_slug: str, queue: str):
     """Lease the next ``count`` items of a queue to you (your held ones first)."""
-    project = access_project(request.user, project_slug, role=Role.REVIEWER)
+    project = access_project(request.user, project_slug, Act.REVIEW)
     if queue not in QUEUES:
         raise ValidationError({"detail": f"unknown queue {queue!r}"})
     params = NextSerializer(data=request.data)
@@ -134,7 +135,7 @@ def next_items(request, project_slug: str, queue: str):
 def review_patch(request, project_slug: str, patch_id: int):
     """Record a decision (confirm, correct, unsure, exclude, comment, undo, adjudicate,
     reopen) made on ``patch_version``; 409 if the patch changed since."""
-    project = access_project(request.user, project_slug, role=Role.REVIEWER)
+    project = access_project(request.user, project_slug, Act.REVIEW)
     body = DecisionSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     return _decide(request, project, patch_id, to_decision(body.validated_data))
@@ -146,7 +147,7 @@ def review_patch(request, project_slug: str, patch_id: int):
 @api_view(["POST"])
 def review_batch(request, project_slug: str):
     """Several decisions (grid mode); each is its own review row and may fail on its own."""
-    project = access_project(request.user, project_slug, role=Role.REVIEWER)
+    project = access_project(request.user, project_slug, Act.REVIEW)
     body = BatchItemSerializer(data=request.data.get("decisions", []), many=True)
     body.is_valid(raise_exception=True)
     results = []
@@ -165,7 +166,7 @@ def review_batch(request, project_slug: str):
 @api_view(["POST"])
 def lease_one(request, project_slug: str, patch_id: int):
     """Hold this patch for you (after an undo, to decide it again) and return its item."""
-    project = access_project(request.user, project_slug, role=Role.REVIEWER)
+    project = access_project(request.user, project_slug, Act.REVIEW)
     try:
         lease = lease_patch(project, request.user, patch_id,
                             str(request.data.get("queue", "unreviewed"))[:16])
@@ -178,7 +179,7 @@ def lease_one(request, project_slug: str, patch_id: int):
 @api_view(["POST"])
 def skip_patch(request, project_slug: str, patch_id: int):
     """Give a leased item back to the others; you will not get it again for a while."""
-    project = access_project(request.user, project_slug, role=Role.REVIEWER)
+    project = access_project(request.user, project_slug, Act.REVIEW)
     skip(project, request.user, patch_id)
     return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -212,7 +213,7 @@ class ReviewViewSet(ProjectScopedViewSet):
     def get_queryset(self):
         reviews = Review.objects.filter(patch__project=self.request.project).select_related(
             "reviewer").order_by("id")
-        if self.request.project.role_of(self.request.user) != Role.ADMIN:
+        if not can(self.request.user, self.request.project, Act.ADJUDICATE):
             reviews = reviews.filter(Q(reviewer=self.request.user)
                                      | Q(patch__status__in=SETTLED))
         return reviews

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from annotations.api.jobs import JOB_FIELDS, JobSerializer
 from annotations.models import ImportJob, LabelClass, Patch, Project, Slide
 
 
@@ -42,8 +43,7 @@ class PatchSerializer(serializers.ModelSerializer):
                   "status", "version", "centre_tile", "grid", "missing_context", "created_at"]
 
 
-class ImportJobSerializer(serializers.ModelSerializer):
+class ImportJobSerializer(JobSerializer):
     class Meta:
         model = ImportJob
-        fields = ["id", "kind", "source", "options", "status", "created_at", "started_at",
-                  "finished_at", "unit", "done", "total", "percent", "summary", "error"]
+        fields = ["id", "kind", "source", "options", *JOB_FIELDS, "summary"]

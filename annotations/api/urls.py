@@ -3,7 +3,6 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
 from annotations.api import reviews, views
-from inference import api as inference_api
 
 router = SimpleRouter()
 router.register("projects", views.ProjectViewSet, basename="project")
@@ -12,11 +11,9 @@ router.register(f"{scoped}/classes", views.LabelClassViewSet, basename="class")
 router.register(f"{scoped}/slides", views.SlideViewSet, basename="slide")
 router.register(f"{scoped}/patches", views.PatchViewSet, basename="patch")
 router.register(f"{scoped}/import-jobs", views.ImportJobViewSet, basename="import-job")
+router.register(f"{scoped}/export-jobs", views.ExportJobViewSet, basename="export-job")
 router.register(f"{scoped}/leases", reviews.LeaseViewSet, basename="lease")
 router.register(f"{scoped}/reviews", reviews.ReviewViewSet, basename="review")
-router.register(f"{scoped}/models", inference_api.ModelVersionViewSet, basename="model-version")
-router.register(f"{scoped}/inference-jobs", inference_api.InferenceJobViewSet,
-                basename="inference-job")
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),

@@ -7,6 +7,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import api_view
 
 from annotations.access import access_project
+from annotations.api.jobs import ExportJobSerializer, JobControlMixin
 from annotations.api.serializers import (
     ImportJobSerializer,
     LabelClassSerializer,
@@ -15,7 +16,7 @@ from annotations.api.serializers import (
     SlideSerializer,
 )
 from annotations.filters import PatchFilterSet
-from annotations.models import ImportJob, LabelClass, Patch, Project, Slide
+from annotations.models import ExportJob, ImportJob, LabelClass, Patch, Project, Slide
 from annotations.views import tile_image
 
 
@@ -55,9 +56,14 @@ class PatchViewSet(ProjectScopedViewSet):
     filterset_class = PatchFilterSet
 
 
-class ImportJobViewSet(ProjectScopedViewSet):
+class ImportJobViewSet(JobControlMixin, ProjectScopedViewSet):
     queryset = ImportJob.objects.all()
     serializer_class = ImportJobSerializer
+
+
+class ExportJobViewSet(JobControlMixin, ProjectScopedViewSet):
+    queryset = ExportJob.objects.select_related("created_by")
+    serializer_class = ExportJobSerializer
 
 
 @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})

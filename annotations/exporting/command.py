@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
+from annotations import lifecycle
 from annotations.management.progress import ProgressCommand
 from annotations.models import Project
 
@@ -16,10 +17,6 @@ from .jobs import export_options, record_export_job, run_export
 
 class ExportCommand(ProgressCommand):
     kind: str = ""
-    # System checks import every URLconf, hence every view and torch (2 s, 600 MiB) for a
-    # command that only reads the database; `manage.py check` and the server still run them.
-    requires_system_checks: list[str] = []
-
     def add_arguments(self, parser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--project", required=True, help="project slug")
@@ -50,7 +47,12 @@ class ExportCommand(ProgressCommand):
         start = time.perf_counter()
         try:
             with self.progress_bar(f"export {target.slug}", json_output=json) as progress:
-                result = run_export(job, out, progress=progress, token=token)
+                outcome: list = []
+                lifecycle.run(job, lambda j: outcome.append(
+                    run_export(j, out, progress=progress, token=token)))
+                if not outcome:
+                    raise CommandError(f"export job {job.pk} was cancelled")
+                result = outcome[0]
         except ExportError as exc:
             raise CommandError(str(exc)) from exc
         seconds = time.perf_counter() - start

@@ -1,23 +1,22 @@
 """The life cycle of an export: job record, progress on the row, outcome, and the download.
 
-Commands and the Celery task both go through :func:`run_export`, so every export is
-recorded the same way (who, when, options, counts, each file's sha256, or the error).
+Commands and the Celery task both go through :func:`run_export` under the shared job life
+cycle, so every export is recorded the same way (who, when, options, counts, each file's
+sha256, or the error). Queuing one from a page is an action (:mod:`annotations.actions`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import tempfile
-import time
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
-from django.utils import timezone
 
+from annotations import lifecycle
 from annotations.importing.run import Progress, no_progress
 from annotations.models import ExportJob, Project
 
@@ -51,17 +50,13 @@ def record_export_job(project: Project, kind: str, options: dict, user=None) -> 
                                     created_by=user)
 
 
-def job_progress(job: ExportJob, progress: Progress, every_s: float = 1.0) -> Progress:
-    """Report to ``progress`` and, at most once a second (each is a commit), on the job row
-    for the project page."""
-    state = {"last": -every_s}
+def job_progress(job: ExportJob, progress: Progress) -> Progress:
+    """Report to ``progress`` and on the job row for the project page (throttled by the life
+    cycle; a cancelled job stops the export at its next call)."""
 
     def report(done: int, total: int | None, unit: str) -> None:
         progress(done, total, unit)
-        now = time.monotonic()
-        if done == total or now - state["last"] >= every_s:
-            state["last"] = now
-            ExportJob.objects.filter(pk=job.pk).update(done=done, total=total)
+        lifecycle.advance(job, done, total=total)
 
     return report
 
@@ -84,10 +79,10 @@ def export(job: ExportJob, out: Path, progress: Progress) -> ExportResult:
 def run_export(job: ExportJob, out: Path, *, progress: Progress = no_progress,
                token: str | None = None,
                after: Callable[[ExportResult], None] | None = None) -> ExportResult:
-    """Run ``job`` into ``out``, push it when the options ask (with ``token``), call ``after``
-    (e.g. store the download), then record the outcome. Errors are recorded and re-raised."""
-    job.status, job.started_at, job.error = ExportJob.Status.RUNNING, timezone.now(), ""
-    job.save(update_fields=["status", "started_at", "error"])
+    """Run a claimed ``job`` into ``out``, push it when the options ask (with ``token``),
+    call ``after`` (e.g. store the download), then record the outcome. Errors are recorded
+    and re-raised."""
+    lifecycle.start_stage(job, "writing", unit="patches")
     try:
         result = export(job, Path(out), job_progress(job, progress))
         if job.options.get("push_to_hub"):
@@ -100,16 +95,14 @@ def run_export(job: ExportJob, out: Path, *, progress: Progress = no_progress,
                 private=bool(job.options.get("private")))
         if after is not None:
             after(result)
-    except Exception as exc:
-        job.status, job.error = ExportJob.Status.FAILED, str(exc) or type(exc).__name__
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "error", "finished_at"])
+    except lifecycle.JobCancelled:
         raise
-    job.status, job.finished_at = ExportJob.Status.SUCCEEDED, timezone.now()
-    job.counts, job.files = result.counts, result.files
-    job.done = job.total = result.counts["rows"]
-    job.save(update_fields=["status", "finished_at", "counts", "files", "done", "total",
-                            "options", "result_file"])
+    except Exception as exc:
+        lifecycle.fail(job, str(exc) or type(exc).__name__)
+        raise
+    lifecycle.succeed(job, counts=result.counts, files=result.files,
+                      done=result.counts["rows"], total=result.counts["rows"],
+                      options=job.options, result_file=job.result_file)
     return result
 
 
@@ -118,17 +111,27 @@ def download_name(job: ExportJob) -> str:
     return f"{job.project.slug}-{job.kind}-export-{job.pk}.{suffix}"
 
 
+def scratch_folder(job: ExportJob) -> Path:
+    """Where a worker writes ``job`` before storing it: one fixed folder per job, so a
+    resumed or redelivered job clears what a killed worker left there."""
+    return Path(settings.SPIDER_SCRATCH_ROOT) / f"export-{job.pk}"
+
+
 def execute_export_job(job: ExportJob) -> None:
-    """Run a queued job in a temporary folder and store the download (a zip of the folder,
-    or the CSV) in Django's storage; the outcome is recorded on the job."""
-    with tempfile.TemporaryDirectory(prefix="spider-export-") as tmp:
+    """Run a claimed job in its scratch folder and store the download (a zip of the folder,
+    or the CSV) in Django's storage; the outcome is recorded on the job, and the scratch
+    folder is removed whatever happens."""
+    tmp = scratch_folder(job)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
         name = download_name(job)
-        out = Path(tmp) / (name if job.kind == ExportJob.Kind.CSV else "export")
+        out = tmp / (name if job.kind == ExportJob.Kind.CSV else "export")
 
         def store(result: ExportResult) -> None:
             source = out
             if job.kind != ExportJob.Kind.CSV:
-                source = Path(tmp) / name
+                source = tmp / name
                 write_zip(out, source, prefix=Path(name).stem)
             with open(source, "rb") as handle:
                 job.result_file = default_storage.save(f"exports/{job.project.slug}/{name}",
@@ -136,18 +139,5 @@ def execute_export_job(job: ExportJob) -> None:
 
         with contextlib.suppress(ExportError):  # recorded on the job
             run_export(job, out, after=store)
-
-
-def start_export(project: Project, user, kind: str, statuses: list[str] | None,
-                 context: str = "none") -> ExportJob:
-    """Queue an export for a worker (raises ValidationError for bad options)."""
-    from annotations.tasks import run_export_job
-
-    try:
-        options = export_options(kind, statuses, context)
-    except ExportError as exc:
-        raise ValidationError(str(exc)) from exc
-    with transaction.atomic():
-        job = record_export_job(project, kind, options, user=user)
-        transaction.on_commit(lambda: run_export_job.delay(job.pk))
-    return job
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

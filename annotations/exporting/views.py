@@ -10,14 +10,16 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
 from annotations.access import access_project
-from annotations.models import ExportJob, Role
+from annotations.actions import start_export
+from annotations.models import ExportJob
+from annotations.permissions import Act
 
-from .jobs import download_name, start_export
+from .jobs import download_name
 
 
 @require_http_methods(["POST"])
 def start_export_view(request: HttpRequest, slug: str) -> HttpResponse:
-    project = access_project(request.user, slug, role=Role.REVIEWER)
+    project = access_project(request.user, slug, Act.EXPORT)
     try:
         start_export(project, request.user, request.POST.get("kind", "hf"),
                      request.POST.getlist("status") or None,

@@ -53,7 +53,7 @@ def import_folder(project: Project, path: str | Path, *, strict: bool = False,
     writer = ProjectWriter(project, job, report)
     resolved_root = root.resolve()
     start_job(job, total, "images")
-    tick = job_progress(job, progress, every=max(1, total // 200))
+    tick = job_progress(job, progress)
 
     def read(file: Path):
         def reader():

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 
 from django.db import transaction
-from django.utils import timezone
 
+from annotations import lifecycle
 from annotations.models import ImportJob
 from annotations.tilestore import delete_stored
 
@@ -50,34 +50,27 @@ def import_run(writer: ProjectWriter, *, strict: bool) -> Iterator[Callable[[], 
 
 
 def start_job(job: ImportJob | None, total: int | None, unit: str) -> None:
-    if job is None:
-        return
-    job.status = ImportJob.Status.RUNNING
-    job.started_at = timezone.now()
-    job.total, job.unit = total, unit
-    job.save(update_fields=["status", "started_at", "total", "unit"])
+    if job is not None:
+        lifecycle.start_stage(job, "reading", total=total, unit=unit)
 
 
 def finish_job(job: ImportJob | None, report: ImportReport, error: str = "") -> None:
+    """Record the outcome with the report (what is in the project, counted, not assumed)."""
     if job is None:
         return
-    job.status = ImportJob.Status.FAILED if error else ImportJob.Status.SUCCEEDED
-    job.finished_at = timezone.now()
-    job.summary = report.as_dict()
-    job.error = error
-    if not error and job.total:
-        job.done = job.total
-    job.save(update_fields=["status", "finished_at", "summary", "error", "done"])
+    if error:
+        lifecycle.fail(job, error, summary=report.as_dict())
+    else:
+        lifecycle.succeed(job, summary=report.as_dict())
 
 
-def job_progress(job: ImportJob | None, progress: Progress, every: int = 1) -> Progress:
-    """A progress callback that also records progress on the job row (throttled)."""
-    state = {"last": 0}
+def job_progress(job: ImportJob | None, progress: Progress) -> Progress:
+    """A progress callback that also records progress on the job row (throttled by the
+    life cycle; a cancelled job stops the import at its next call)."""
 
     def report(done: int, total: int | None, unit: str) -> None:
         progress(done, total, unit)
-        if job is not None and (done - state["last"] >= every or done == total):
-            state["last"] = done
-            ImportJob.objects.filter(pk=job.pk).update(done=done, total=total, unit=unit)
+        if job is not None:
+            lifecycle.advance(job, done, total=total)
 
     return report

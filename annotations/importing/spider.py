@@ -66,7 +66,7 @@ def _import_folder_source(project, source: FolderSource, report, *, allowed, lin
     writer = ProjectWriter(project, job, report, allowed_classes=allowed)
     total = source.metadata.stat().st_size
     start_job(job, total, "bytes")
-    tick = job_progress(job, progress, every=max(1, total // 200))
+    tick = job_progress(job, progress)
 
     def read(name: str):
         def reader():
@@ -99,7 +99,7 @@ def _import_tar_source(project, stream: TarStream, report, *, allowed, strict, j
     writer = ProjectWriter(project, job, report, allowed_classes=allowed)
     total = stream.reader.total
     start_job(job, total, "bytes")
-    tick = job_progress(job, progress, every=max(1, total // 200))
+    tick = job_progress(job, progress)
 
     def as_reader(value):
         return lambda: (value, None)
@@ -158,7 +158,7 @@ def _import_records(writer: ProjectWriter, batch: list[tuple[int, object]], fetc
     patches = []
     for record in records:
         if record.image_name in existing:
-            if writer.job is not None and existing[record.image_name] == writer.job.pk:
+            if writer.made_by_this_run(existing[record.image_name]):
                 report.skip(record.index, record.image_name,
                             "duplicate image_name (an earlier record of this import has it)")
             else:

@@ -89,6 +89,7 @@ class ProjectWriter:
         self.bad_names: dict[str, str] = {}
         self._created = IdBitmap()
         self._seen = IdBitmap()
+        self._patches_made = IdBitmap()  # by this run (a resumed job's earlier run differs)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="import")
         self.classes = dict(project.classes.values_list("name", "id"))
         self.allowed_classes = set(allowed_classes) if allowed_classes is not None else None
@@ -222,13 +223,19 @@ class ProjectWriter:
         return result
 
     # Patches
-    def existing_patches(self, image_names: set[str]) -> dict[str, int | None]:
-        """image_name -> import job id of patches already in the project."""
+    def existing_patches(self, image_names: set[str]) -> dict[str, int]:
+        """image_name -> id of the patches already in the project."""
         return dict(Patch.objects.filter(project=self.project, image_name__in=image_names)
-                    .values_list("image_name", "import_job_id"))
+                    .values_list("image_name", "id"))
+
+    def made_by_this_run(self, patch_id: int) -> bool:
+        """Whether this run created the patch (then a second record naming it is a
+        duplicate; a patch left by an earlier, interrupted run of the job merely exists)."""
+        return patch_id in self._patches_made
 
     def create_patches(self, patches: list[Patch]) -> None:
-        Patch.objects.bulk_create(patches)
+        for patch in Patch.objects.bulk_create(patches):
+            self._patches_made.add(patch.pk)
         self.report.patches_created += len(patches)
 
     def new_patch(self, *, slide_id: int, split: str, image_name: str, grid: list[int | None],

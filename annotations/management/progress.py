@@ -11,6 +11,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from annotations import lifecycle
 from annotations.actions import get_or_create_project, record_import_job
 from annotations.importing import ImportAborted, SourceError
 from annotations.importing.run import Progress
@@ -78,7 +79,12 @@ class ImportCommand(ProgressCommand):
         job = record_import_job(target, self.kind, path, job_options)
         try:
             with self.progress_bar(f"import {path.name}", json_output=json) as progress:
-                report = self.run_import(target, path, job, progress, options)
+                reports: list = []
+                lifecycle.run(job, lambda j: reports.append(
+                    self.run_import(target, path, j, progress, options)))
+                if not reports:
+                    raise CommandError(f"import job {job.pk} was cancelled")
+                report = reports[0]
         except ImportAborted as exc:
             if json:
                 self.finish(exc.report.as_dict(), "", json_output=True)

@@ -1,7 +1,7 @@
 """Data model of a review project: who may do what, and the patches under review."""
 
 from .exports import ExportJob
-from .jobs import ImportJob
+from .jobs import ImportJob, TrackedJob
 from .leases import Lease
 from .patches import Patch, PatchStatus, Split
 from .projects import LabelClass, Membership, Project, Role, Slide
@@ -24,4 +24,5 @@ __all__ = [
     "Split",
     "Tile",
     "TileName",
+    "TrackedJob",
 ]

@@ -20,6 +20,8 @@ class ExportJob(TrackedJob):
         SPIDER = "spider", "SPIDER layout"
         CSV = "csv", "CSV table"
 
+    job_type = "export"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     counts = models.JSONField(null=True, blank=True)

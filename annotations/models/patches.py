@@ -56,8 +56,8 @@ class Patch(models.Model):
     # skips the patch. See annotations.queues.
     leases_held = models.PositiveSmallIntegerField(default=0)
     lease_expires = models.DateTimeField(null=True, blank=True)
-    # The active model version's queue scores, copied here (annotations.queues.
-    # store_queue_scores) so each queue is one partial-index scan instead of a join sorted
+    # The active model version's queue scores, copied here (only by
+    # inference.queue_scores) so each queue is one partial-index scan instead of a join sorted
     # over the whole project: 0.1 ms instead of 0.5 s per "next" at 160k patches.
     model_label_quality = models.FloatField(null=True, blank=True)
     model_disagree = models.BooleanField(default=False)

@@ -25,17 +25,18 @@ def wait_for_job(job: InferenceJob, *, show: bool | None = None) -> InferenceJob
     while True:
         job.refresh_from_db()
         done, total, unit = job.stage_counts()
-        if job.status != stage:
+        if job.stage != stage:
             if bar is not None:
                 bar.close()
-            stage = job.status
-            bar = tqdm(desc=job.get_status_display(), total=total or None, unit=f" {unit}",
-                       disable=not show, file=sys.stderr, dynamic_ncols=True)
+            stage = job.stage
+            bar = tqdm(desc=job.stage_display or job.get_status_display(),
+                       total=total or None, unit=f" {unit}", disable=not show,
+                       file=sys.stderr, dynamic_ncols=True)
         if bar is not None:
             bar.total = total or None
             bar.n = done
             bar.refresh()
-        if not job.is_active:
+        if not job.is_live:
             break
         if (not hinted and job.heartbeat_at is None
                 and time.monotonic() - started > NO_WORKER_HINT_SECONDS):
@@ -46,5 +47,8 @@ def wait_for_job(job: InferenceJob, *, show: bool | None = None) -> InferenceJob
     if bar is not None:
         bar.close()
     if job.status == InferenceJob.Status.FAILED:
-        raise CommandError(f"{job.kind} job {job.pk} failed: {job.error.splitlines()[0]}")
+        first = job.error.splitlines()[0] if job.error else "no error recorded"
+        raise CommandError(f"{job.kind} job {job.pk} failed: {first}")
+    if job.status == InferenceJob.Status.CANCELLED:
+        raise CommandError(f"{job.kind} job {job.pk} was cancelled")
     return job

@@ -7,7 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Project
-from inference.jobs import JobError, start_predict
+from inference.actions import JobError, start_predict
 from inference.management.waiting import wait_for_job
 
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         if target is None:
             raise CommandError(f"no project {project!r}")
         try:
-            job = start_predict(target, model=model)
+            job = start_predict(target, model=model, check=False)
         except JobError as exc:
             raise CommandError(str(exc)) from exc
         self.stderr.write(f"queued predict job {job.pk} ({job.tiles_total} tiles, "

@@ -7,10 +7,9 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Project
-from inference.jobs import JobError, start_train
+from inference.actions import JobError, start_train
 from inference.management.waiting import wait_for_job
-from inference.modeling import UnknownBackboneError, WeightLoadError
-from inference.training import TrainOptions
+from inference.options import TrainOptions
 
 
 class Command(BaseCommand):
@@ -46,11 +45,14 @@ class Command(BaseCommand):
                                batch_size=o["batch_size"], lr=o["lr"],
                                head=o["head"], name=o["name"], activate=not o["no_activate"])
         try:
+            if o["backbone"]:
+                check_backbone(o["backbone"], o["backbone_weights"])
             job = start_train(target, options, backbone=o["backbone"],
-                              weights=o["backbone_weights"])
-        except (JobError, UnknownBackboneError, WeightLoadError) as exc:
+                              weights=o["backbone_weights"], check=False)
+        except (JobError, ValueError, LookupError, RuntimeError) as exc:
             raise CommandError(str(exc)) from exc
-        self.stderr.write(f"queued train job {job.pk} on {job.space}")
+        self.stderr.write(f"queued train job {job.pk} on "
+                          f"{job.space or job.options['backbone']}")
         if o["no_wait"]:
             return
         job = wait_for_job(job)
@@ -65,3 +67,11 @@ class Command(BaseCommand):
             f"{m['balanced_accuracy']:.3f}, weighted F1 {m['weighted_f1']:.3f} on "
             f"{m['n']} {m['evaluated_on']} patches; out-of-fold accuracy "
             f"{m['oof_accuracy']:.3f}"))
+
+
+def check_backbone(name: str, weights: str | None) -> None:
+    """Build the named backbone here, so a typo or bad weights file fails before queueing
+    (this command may load torch: without a broker it trains in-process anyway)."""
+    from inference.registry import get_space
+
+    get_space(name, weights)

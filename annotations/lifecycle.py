@@ -1,0 +1,218 @@
+"""The one life cycle of every job: claim, start a stage, advance, beat, succeed, fail,
+cancel, resume. Works on any :class:`~annotations.models.TrackedJob` subclass.
+
+Every transition is one conditional UPDATE, so two workers (or a worker and a user pressing
+"cancel") never both win: a worker that finds its job cancelled gets :class:`JobCancelled`
+from its next :func:`advance` or heartbeat and stops. The state machine is drawn in
+``TrackedJob``'s docstring.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import F, Q
+from django.utils import timezone
+
+from annotations.models import TrackedJob
+from annotations.models.jobs import stale_before
+
+log = logging.getLogger(__name__)
+
+Status = TrackedJob.Status
+ERROR_LIMIT = 4000
+
+
+class JobCancelled(Exception):
+    """The job was cancelled (or taken over) while this worker ran it: stop quietly."""
+
+
+@dataclass(frozen=True)
+class JobType:
+    """A kind of job: its model and how to hand a job id to a worker."""
+
+    name: str
+    model: type[TrackedJob]
+    enqueue: Callable[[int], Any]
+
+
+JOB_TYPES: dict[str, JobType] = {}
+
+
+def register_job_type(name: str, model: type[TrackedJob], enqueue: Callable[[int], Any]) -> None:
+    """Called by each app's ``AppConfig.ready`` for the job models it owns."""
+    JOB_TYPES[name] = JobType(name, model, enqueue)
+
+
+def _rows(job: TrackedJob):
+    return type(job).objects.filter(pk=job.pk)
+
+
+def claim(job: TrackedJob, *, exclusive: bool = True) -> bool:
+    """Take ``job`` up in a worker: pending -> running. With ``exclusive`` a running job is
+    taken over only when stalled (its worker died), so a duplicate delivery of the message
+    does nothing; without it (steps that may run side by side) any running job is joined.
+    Returns False when the job is not this worker's to run."""
+    now = timezone.now()
+    takeable = Q(status=Status.PENDING)
+    if exclusive:
+        takeable |= Q(status=Status.RUNNING, heartbeat_at__lt=stale_before(now))
+    else:
+        takeable |= Q(status=Status.RUNNING)
+    claimed = _rows(job).filter(takeable).update(
+        status=Status.RUNNING, heartbeat_at=now, attempts=F("attempts") + 1,
+        started_at=now if job.started_at is None else job.started_at)
+    job.refresh_from_db()
+    return bool(claimed)
+
+
+def start_stage(job: TrackedJob, stage: str = "", *, total: int | None = None,
+                unit: str = "", done: int = 0, **fields: Any) -> None:
+    """Enter ``stage`` with ``done`` of ``total`` already there (a resumed job counts what
+    it finds, not zero). Extra ``fields`` are saved with it."""
+    now = timezone.now()
+    values = dict(stage=stage, total=total, unit=unit, done=done, stage_started_at=now,
+                  stage_done_at_start=done, heartbeat_at=now, **fields)
+    _write(job, values)
+
+
+def advance(job: TrackedJob, done: int | None = None, *, by: int = 0,
+            total: int | None = None, force: bool = False) -> None:
+    """Record progress: ``done`` so far, or ``by`` more (always written: several workers
+    may add to one job). Absolute progress is written at most once per
+    ``SPIDER_JOB_PROGRESS_SECONDS`` unless ``force`` or the stage is complete."""
+    now_s = time.monotonic()
+    values: dict[str, Any] = {"heartbeat_at": timezone.now()}
+    if by:
+        values["done"] = F("done") + by
+        job.done += by
+    else:
+        last = getattr(job, "_last_advance", None)
+        finished = done is not None and done == (total if total is not None else job.total)
+        if not (force or finished or last is None
+                or now_s - last >= settings.SPIDER_JOB_PROGRESS_SECONDS):
+            return
+        if done is not None:
+            values["done"] = job.done = done
+        if total is not None:
+            values["total"] = job.total = total
+    job._last_advance = now_s  # type: ignore[attr-defined]
+    _write(job, values, refresh=False)
+
+
+def heartbeat(job: TrackedJob) -> None:
+    _write(job, {"heartbeat_at": timezone.now()}, refresh=False)
+
+
+def _write(job: TrackedJob, values: dict[str, Any], *, refresh: bool = True) -> None:
+    """Update a running job; raise JobCancelled if it is no longer running."""
+    if not _rows(job).filter(status=Status.RUNNING).update(**values):
+        raise JobCancelled(f"{job.job_type} job {job.pk} is no longer running")
+    if refresh:
+        job.refresh_from_db()
+
+
+def succeed(job: TrackedJob, **fields: Any) -> bool:
+    """running -> succeeded, saving ``fields`` (e.g. the report) with it."""
+    values = dict(status=Status.SUCCEEDED, finished_at=timezone.now(), error="", **fields)
+    if job.total is not None and "done" not in fields:
+        values["done"] = F("total")
+    changed = _rows(job).filter(status=Status.RUNNING).update(**values)
+    job.refresh_from_db()
+    return bool(changed)
+
+
+def fail(job: TrackedJob, error: str, **fields: Any) -> bool:
+    """pending | running -> failed with ``error`` (the first line is what pages show)."""
+    log.warning("%s job %s failed: %s", job.job_type, job.pk, error.splitlines()[0]
+                if error else "")
+    changed = _rows(job).filter(status__in=TrackedJob.LIVE).update(
+        status=Status.FAILED, finished_at=timezone.now(), error=error[:ERROR_LIMIT], **fields)
+    job.refresh_from_db()
+    return bool(changed)
+
+
+def cancel(job: TrackedJob) -> bool:
+    """pending | running -> cancelled; a worker still on it stops at its next write."""
+    changed = _rows(job).filter(status__in=TrackedJob.LIVE).update(
+        status=Status.CANCELLED, finished_at=timezone.now())
+    job.refresh_from_db()
+    return bool(changed)
+
+
+def reset_for_resume(job: TrackedJob) -> bool:
+    """stalled | failed -> pending, so the next delivery claims it; the caller enqueues."""
+    now = timezone.now()
+    changed = _rows(job).filter(
+        Q(status=Status.FAILED) | Q(status=Status.RUNNING, heartbeat_at__lt=stale_before(now))
+    ).update(status=Status.PENDING, heartbeat_at=None, finished_at=None, error="")
+    job.refresh_from_db()
+    return bool(changed)
+
+
+@contextmanager
+def beating(job: TrackedJob, every_s: float | None = None) -> Iterator[None]:
+    """Beat ``job``'s heartbeat from a background thread while the block runs, so a job busy
+    in one long call (a training run, a parquet write) is not taken for dead. The thread
+    stops when the job is no longer running; the caller's next write then raises."""
+    interval = every_s or settings.SPIDER_JOB_HEARTBEAT_SECONDS
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                if not _rows(job).filter(status=Status.RUNNING).update(
+                        heartbeat_at=timezone.now()):
+                    return
+        except Exception:  # the worker's own writes will report a broken database
+            log.exception("heartbeat of %s job %s stopped", job.job_type, job.pk)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job.job_type}-{job.pk}",
+                              daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval + 5)
+
+
+@contextmanager
+def running(job: TrackedJob, *, exclusive: bool = True) -> Iterator[bool]:
+    """What a task does around its executor: claim the job, beat while it runs, record an
+    unexpected error as the job's failure. Yields whether the job was claimed."""
+    if not claim(job, exclusive=exclusive):
+        yield False
+        return
+    try:
+        with beating(job):
+            yield True
+    except JobCancelled:
+        log.info("%s job %s stopped: cancelled", job.job_type, job.pk)
+    except Exception as exc:
+        fail(job, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def run(job: TrackedJob, work: Callable[[TrackedJob], Any], *, exclusive: bool = True) -> bool:
+    """Claim ``job`` and run ``work(job)`` under :func:`running`; False if not claimed.
+    What every task and command that runs a job calls."""
+    with running(job, exclusive=exclusive) as claimed:
+        if claimed:
+            work(job)
+    return claimed
+
+
+def load(model: type[TrackedJob], job_id: int, *related: str) -> TrackedJob | None:
+    """Re-fetch a job for a task (None when it was deleted meanwhile)."""
+    return model.objects.select_related("project", *related).filter(pk=job_id).first()

@@ -1,0 +1,62 @@
+"""The one authorisation map: what each action needs, checked here and nowhere else.
+
+Views, the API, actions and templates all ask :func:`can` / :func:`require` with an
+:class:`Act`; templates get the set of allowed actions as ``can`` (see
+:func:`allowed_actions`), so a page never shows a button whose action would be refused.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.core.exceptions import PermissionDenied
+
+from annotations.models import Project, Role
+
+
+class Act(StrEnum):
+    VIEW = "view"                      # pages, lists, tiles, downloads
+    REVIEW = "review"                  # decide, lease, skip, queues
+    EXPORT = "export"                  # start an export
+    ADJUDICATE = "adjudicate"          # settle disputes, reopen, see open double reads
+    MANAGE_MEMBERS = "manage_members"
+    MANAGE_CLASSES = "manage_classes"
+    IMPORT = "import"                  # start an import from a server folder
+    RUN_MODELS = "run_models"          # start prediction or training
+    ACTIVATE_MODEL = "activate_model"
+    CONTROL_JOBS = "control_jobs"      # cancel or resume any job of the project
+
+
+REQUIRED_ROLE: dict[Act, Role] = {
+    Act.VIEW: Role.VIEWER,
+    Act.REVIEW: Role.REVIEWER,
+    Act.EXPORT: Role.REVIEWER,
+    Act.ADJUDICATE: Role.ADMIN,
+    Act.MANAGE_MEMBERS: Role.ADMIN,
+    Act.MANAGE_CLASSES: Role.ADMIN,
+    Act.IMPORT: Role.ADMIN,
+    Act.RUN_MODELS: Role.ADMIN,
+    Act.ACTIVATE_MODEL: Role.ADMIN,
+    Act.CONTROL_JOBS: Role.ADMIN,
+}
+
+
+def role_allows(role: str | None, act: Act) -> bool:
+    return role is not None and role in Role.at_least(REQUIRED_ROLE[act])
+
+
+def can(user, project: Project, act: Act) -> bool:
+    return role_allows(project.role_of(user), act)
+
+
+def require(user, project: Project, act: Act) -> None:
+    """Raise PermissionDenied (403) naming the role ``act`` needs."""
+    if not can(user, project, act):
+        raise PermissionDenied(f"This needs the {REQUIRED_ROLE[act].value} role in "
+                               f"{project.name}")
+
+
+def allowed_actions(user, project: Project) -> frozenset[str]:
+    """What ``user`` may do in ``project``, for templates: ``{% if "review" in can %}``."""
+    role = project.role_of(user)
+    return frozenset(act.value for act in Act if role_allows(role, act))

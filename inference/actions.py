@@ -1,0 +1,91 @@
+"""Actions for models: start prediction or training, activate a version, and the job type.
+
+Each checks the user's role, records the job and enqueues its first step when the
+transaction commits. Nothing here builds a backbone or imports torch: resolving the
+embedding space of a new backbone (building it, hashing its weights) is the first step's
+work, in a worker.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from annotations import lifecycle
+from annotations.models import Project
+from annotations.permissions import Act, require
+from inference import tasks
+from inference.models import EmbeddingSpace, InferenceJob, ModelVersion
+from inference.options import TrainOptions
+from inference.queries import active_version
+from inference.queue_scores import activate_version
+
+
+class JobError(ValueError):
+    """A job cannot be started as asked (no model, unknown name, ...)."""
+
+
+def start_predict(project: Project, *, model: str | None = None, user=None,
+                  check: bool = True) -> InferenceJob:
+    """Queue predictions of every patch by ``model`` (default: the active version)."""
+    if check:
+        require(user, project, Act.RUN_MODELS)
+    if model:
+        version = ModelVersion.objects.filter(project=project, name=model).first()
+        if version is None:
+            names = ", ".join(ModelVersion.objects.filter(project=project)
+                              .values_list("name", flat=True)) or "none"
+            raise JobError(f"project {project.slug!r} has no model {model!r} (has: {names})")
+    else:
+        version = active_version(project)
+        if version is None:
+            raise JobError(f"project {project.slug!r} has no active model: register one with "
+                           "register_model or train one with train_head")
+    return _queue(project, InferenceJob.Kind.PREDICT, version.space, version, {}, user)
+
+
+def start_train(
+    project: Project, options: TrainOptions, *, backbone: str | None = None,
+    weights: str | None = None, user=None, check: bool = True,
+) -> InferenceJob:
+    """Queue embedding (if needed) and training of a new head.
+
+    Without a backbone the active version's space is reused, else the configured default
+    (``SPIDER_DEFAULT_BACKBONE``), so retraining never re-embeds a project. A named backbone
+    is resolved by the worker. ``check=False`` is for commands run by the server's operator.
+    """
+    if check:
+        require(user, project, Act.RUN_MODELS)
+    space = None
+    job_options: dict = {"train": options.as_json()}
+    current = active_version(project) if not backbone else None
+    if current is not None:
+        space = current.space
+    else:
+        job_options["backbone"] = backbone or settings.SPIDER_DEFAULT_BACKBONE
+        job_options["backbone_weights"] = (weights if backbone else
+                                           settings.SPIDER_DEFAULT_BACKBONE_WEIGHTS) or ""
+    return _queue(project, InferenceJob.Kind.TRAIN, space, None, job_options, user)
+
+
+def _queue(project: Project, kind: str, space: EmbeddingSpace | None,
+           version: ModelVersion | None, options: dict, user) -> InferenceJob:
+    with transaction.atomic():
+        job = InferenceJob.objects.create(
+            project=project, kind=kind, space=space, model_version=version, options=options,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+            tiles_total=project.tiles.count(), patches_total=project.patches.count())
+        transaction.on_commit(lambda: tasks.embed_step.delay(job.pk))
+    return job
+
+
+def activate(project: Project, version: ModelVersion, user) -> ModelVersion:
+    """Make ``version`` the one the queues and the review page use (project admins)."""
+    require(user, project, Act.ACTIVATE_MODEL)
+    activate_version(version)
+    return version
+
+
+def register_job_types() -> None:
+    """InferenceConfig.ready registers the job model this app owns with the life cycle."""
+    lifecycle.register_job_type(InferenceJob.job_type, InferenceJob, tasks.embed_step.delay)
