@@ -10,32 +10,36 @@ import datasets
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
-from django.db.models import F
+from django.test import Client
 from PIL import Image
 
 from annotations.exporting import export_hf
 from annotations.exporting.files import sha256_tree
-from annotations.models import ExportJob, LabelClass, Patch, PatchStatus, Review, ReviewAction
+from annotations.models import ExportJob, LabelClass, Patch, PatchStatus, ReviewAction
 from annotations.organs import SPIDER_CITATION
 from annotations.tilestore import read_tile
 
 
-def review(patch: Patch, user, action: str, to: LabelClass | None = None) -> None:
-    """Record a decision the way the review page will: an append-only row, then the patch."""
-    patch.refresh_from_db()
-    Review.objects.create(patch=patch, reviewer=user, action=action,
-                          from_label=patch.current_label, to_label=to,
-                          patch_version=patch.version)
-    update: dict = {"version": F("version") + 1}
-    if action == ReviewAction.CORRECT:
-        update.update(current_label=to, status=PatchStatus.CORRECTED)
-    elif action == ReviewAction.CONFIRM:
-        update["status"] = PatchStatus.CONFIRMED
-    elif action == ReviewAction.EXCLUDE:
-        update["status"] = PatchStatus.EXCLUDED
-    elif action == ReviewAction.UNDO:  # the tests undo a patch's only decision
-        update["status"] = PatchStatus.UNREVIEWED
-    Patch.objects.filter(pk=patch.pk).update(**update)
+def review(patch: Patch, user, action: str, to: LabelClass | None = None, *,
+           expect: int = 201) -> dict:
+    """Record a decision the way a reviewer does: log in, read the patch's version from the
+    API and POST the decision to the review endpoint (the path the review page uses). The
+    review row, the patch's status, label and version are whatever that path makes of it."""
+    client = Client()
+    client.force_login(user)
+    url = f"/api/projects/{patch.project.slug}/patches/{patch.pk}/"
+    shown = client.get(url)
+    assert shown.status_code == 200, shown.content
+    body: dict = {"action": action, "patch_version": shown.json()["version"]}
+    if to is not None:
+        body["label"] = to.pk
+    if action == ReviewAction.EXCLUDE:
+        body["reason"] = "artefact"
+    if action == ReviewAction.COMMENT:
+        body["comment"] = "worth a second look"
+    response = client.post(url + "reviews/", body, content_type="application/json")
+    assert response.status_code == expect, response.content
+    return response.json()
 
 
 def add_predictions(project, patches: list[Patch], name: str = "head-v1") -> dict[int, float]:
@@ -81,7 +85,7 @@ def _own_datasets_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def reviewed(imported_4, users):
     """The sample project with corrections, confirmations by two reviewers, an undo and
-    predictions for the first ten patches."""
+    predictions for the first ten patches, every decision made through the review API."""
     patches = list(Patch.objects.filter(project=imported_4).order_by("id"))
     classes = list(LabelClass.objects.filter(project=imported_4).order_by("index"))
     other = {p.pk: next(c for c in classes if c.pk != p.current_label_id) for p in patches}
@@ -130,8 +134,12 @@ def test_export_loads_back_with_datasets(reviewed, tmp_path):
 
     rows = {r["patch_id"]: r for split in loaded.values() for r in
             split.remove_columns("image")}
-    first = list(exported.order_by("id")[:6])
-    assert rows[first[0].pk]["review_status"] == "corrected"
+    # What the review path made of the fixture's decisions (one read required: the latest
+    # reviewer's decision settles a patch; an undo restores the one before).
+    first = list(Patch.objects.filter(project=reviewed).order_by("id")[:6])
+    assert [rows[p.pk]["review_status"] for p in first if p.pk in rows] == [
+        "corrected", "corrected", "confirmed", "unsure", "unreviewed"]
+    assert first[4].pk not in rows  # excluded
     assert rows[first[0].pk]["label"] != rows[first[0].pk]["original_label"]
     assert (rows[first[2].pk]["n_reviews"], rows[first[2].pk]["agreement"]) == (2, 1.0)
     assert (rows[first[3].pk]["n_reviews"], rows[first[3].pk]["agreement"]) == (2, 0.5)
@@ -196,7 +204,8 @@ def test_status_filter_and_shards(reviewed, tmp_path):
                         "--status", "corrected,confirmed")
     loaded = datasets.load_dataset(str(tmp_path / "c"))
     statuses = {s for split in loaded.values() for s in split["review_status"]}
-    assert statuses == {"corrected", "confirmed"} and result["rows"] == 4
+    # patches 0-1 corrected, 2 confirmed; 3 was confirmed, then its latest reader said unsure
+    assert statuses == {"corrected", "confirmed"} and result["rows"] == 3
 
     out = tmp_path / "sharded"
     export_hf(reviewed, out, shard_bytes=300_000)

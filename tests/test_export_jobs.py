@@ -115,8 +115,9 @@ def test_review_stats_follow_undo_and_agreement(imported, users):
     review(b, users["reviewer"], ReviewAction.UNDO)  # back to the confirmation
     review(c, users["reviewer"], ReviewAction.UNSURE)
     review(c, users["reviewer"], ReviewAction.COMMENT)
-    review(d, users["viewer"], ReviewAction.CONFIRM)
-    review(d, users["viewer"], ReviewAction.UNDO)
+    review(d, users["viewer"], ReviewAction.CONFIRM, expect=403)  # viewers do not review
+    review(d, users["admin"], ReviewAction.CONFIRM)
+    review(d, users["admin"], ReviewAction.UNDO)
     stats = review_stats([a.pk, b.pk, c.pk, d.pk])
     assert (stats[a.pk].n_reviews, stats[a.pk].agreement) == (2, 0.5)
     assert stats[a.pk].reviewers == ("admin", "reviewer")
