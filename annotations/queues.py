@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -36,6 +37,9 @@ from annotations.models import Lease, Patch, PatchStatus, Project, Review, Revie
 from annotations.permissions import Act, can
 from inference.queries import active_version, with_scores
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 QUEUES = ("disagreement", "uncertain", "unreviewed", "audit", "disputed")
 MODEL_QUEUES = ("disagreement", "uncertain")
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash, so the audit sample is in SQL
@@ -54,7 +58,7 @@ class QueueFilters:
     split: str | None = None
 
 
-def audit_key(project: Project):
+def audit_key(project: Project) -> Mod:
     """A per-project pseudo-random key in [0, 2^32) for every patch (stable, seeded)."""
     return Mod((F("id") + project.pk * 7919) * _HASH_MULTIPLIER, _HASH_RANGE,
                output_field=IntegerField())
@@ -86,17 +90,21 @@ def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFil
     if name == "disputed":
         return patches.filter(status=PatchStatus.DISPUTED).order_by("id")
     patches = patches.filter(status=PatchStatus.UNREVIEWED)
-    if name == "disagreement":
-        return patches.filter(model_disagree=True).order_by(
-            F("model_label_quality").asc(nulls_last=True), "id")
-    if name == "uncertain":
-        return patches.filter(model_entropy__isnull=False).order_by(  # matches the index
-            F("model_entropy").desc(), "id")
     if name == "audit":
         return (patches.annotate(audit_key=audit_key(project)).filter(in_audit_sample(project))
                 .order_by("audit_key", "id"))
+    # The model queues walk a partial index of QueueScore (joined on the patch's key);
+    # ``status`` is still tested on the patch row, which a concurrent decision re-checks.
+    scored = patches.filter(queue_score__project=project, queue_score__unreviewed=True)
+    if name == "disagreement":
+        return scored.filter(queue_score__disagree=True).order_by(
+            F("queue_score__label_quality").asc(nulls_last=True), "queue_score__patch")
+    if name == "uncertain":
+        return scored.filter(queue_score__entropy__isnull=False).order_by(  # as the index
+            F("queue_score__entropy").desc(), "queue_score__patch")
     # unreviewed: most likely wrong first (unscored patches last), then the rest
-    return patches.order_by(F("model_label_quality").asc(nulls_last=True), "id")
+    return scored.order_by(F("queue_score__label_quality").asc(nulls_last=True),
+                           "queue_score__patch")
 
 
 def queue_sizes(project: Project) -> dict[str, int | None]:
@@ -107,13 +115,14 @@ def queue_sizes(project: Project) -> dict[str, int | None]:
             for name in QUEUES}
 
 
-def _live_leases(now):
+def _live_leases(now: datetime) -> Case:
     """Leases held on a patch, from its own row (0 once the latest of them expired)."""
     return Case(When(lease_expires__gt=now, then=F("leases_held")), default=Value(0),
                 output_field=IntegerField())
 
 
-def _eligible(patches: QuerySet[Patch], project: Project, user, now) -> QuerySet[Patch]:
+def _eligible(patches: QuerySet[Patch], project: Project, user: User,
+              now: datetime) -> QuerySet[Patch]:
     """Patches this user may be given now: not decided by them since the last reopen, not
     held or skipped by them, and with a free slot among the reads the project requires.
 
@@ -131,7 +140,7 @@ def _eligible(patches: QuerySet[Patch], project: Project, user, now) -> QuerySet
             .filter(decisions__lt=project.reviews_required - F("held")))
 
 
-def _hold(patch_ids: list[int], now, expires) -> None:
+def _hold(patch_ids: list[int], now: datetime, expires: datetime) -> None:
     """Count new leases on the patch rows (inside the transaction that locked them)."""
     Patch.objects.filter(pk__in=patch_ids).update(
         leases_held=_live_leases(now) + 1,
@@ -143,7 +152,7 @@ def _unhold(patch_ids: list[int]) -> None:
         leases_held=F("leases_held") - 1)
 
 
-def lease_next(project: Project, user, name: str, count: int = 1,
+def lease_next(project: Project, user: User, name: str, count: int = 1,
                filters: QueueFilters = QueueFilters()) -> list[Lease]:
     """Up to ``count`` leases for ``user`` from queue ``name``: the ones they already hold
     (renewed) first, then new ones taken in queue order, skipping rows others are taking."""
@@ -180,7 +189,7 @@ def lease_next(project: Project, user, name: str, count: int = 1,
     return held + created
 
 
-def lease_patch(project: Project, user, patch_id: int, name: str) -> Lease:
+def lease_patch(project: Project, user: User, patch_id: int, name: str) -> Lease:
     """Hold one given patch (the one a reviewer just undid, to decide it again)."""
     patch = Patch.objects.filter(project=project, pk=patch_id).first()
     if patch is None:
@@ -196,7 +205,7 @@ def lease_patch(project: Project, user, patch_id: int, name: str) -> Lease:
     return lease
 
 
-def skip(project: Project, user, patch_id: int) -> None:
+def skip(project: Project, user: User, patch_id: int) -> None:
     """Hand the item back to the others and keep it from this reviewer for a while."""
     with transaction.atomic():
         changed = Lease.objects.filter(patch__project=project, patch_id=patch_id,
@@ -207,7 +216,7 @@ def skip(project: Project, user, patch_id: int) -> None:
             _unhold([patch_id])
 
 
-def release(patch: Patch, user) -> None:
+def release(patch: Patch, user: User) -> None:
     """The reviewer decided: their lease on ``patch`` ends (called by annotations.reviewing)."""
     if Lease.objects.filter(patch=patch, reviewer=user, skipped=False).delete()[0]:
         _unhold([patch.pk])

@@ -20,6 +20,7 @@ from annotations.models import (
     Patch,
     PatchStatus,
     Project,
+    QueueScore,
     Review,
     ReviewAction,
 )
@@ -128,8 +129,12 @@ def _has_decision_to_undo(history: list[Review], user: User) -> bool:
 
 def _rederive(patch: Patch, project: Project, history: list[Review]) -> None:
     state = derive(history, patch.original_label_id, project.reviews_required)
+    was_unreviewed = patch.status == PatchStatus.UNREVIEWED
     patch.status, patch.current_label_id = state.status, state.label_id
     patch.decisions = len(state.decisions)
     patch.version += 1
     patch.save(update_fields=["status", "current_label", "decisions", "version"])
+    if was_unreviewed != (state.status == PatchStatus.UNREVIEWED):  # the queues' mirror
+        QueueScore.objects.filter(patch_id=patch.pk).update(
+            unreviewed=state.status == PatchStatus.UNREVIEWED)
 

@@ -252,6 +252,10 @@ def load(patches: int, tiles: int, seed: int) -> None:
 
         started = time.perf_counter()
         copy_rows(Patch, PATCH_COLUMNS, patch_rows())
+        with connection.cursor() as cur:  # each patch's queue row, as the importer makes
+            cur.execute("INSERT INTO annotations_queuescore (patch_id, project_id, unreviewed,"
+                        " disagree) SELECT id, project_id, TRUE, FALSE FROM annotations_patch"
+                        " WHERE project_id = %s", [project.pk])
         print(f"  patches     {patches:>9,} rows {time.perf_counter() - started:6.1f} s",
               flush=True)
 
@@ -328,7 +332,7 @@ def sync_queue_scores() -> None:
     from django.db import connection
 
     with connection.cursor() as cur:
-        cur.execute("VACUUM ANALYZE annotations_patch")
+        cur.execute("VACUUM ANALYZE annotations_queuescore")
 
 
 def reset_reviews() -> None:
@@ -338,8 +342,7 @@ def reset_reviews() -> None:
     from annotations.models import Patch
 
     others = model_defaults(Patch, PATCH_COLUMNS)
-    for kept in ("created_at", "model_label_quality", "model_disagree", "model_entropy"):
-        others.pop(kept, None)  # loaded or synced once; reviews do not change them
+    others.pop("created_at", None)  # loaded once; reviews do not change it
     assignments = "".join(f", {column} = %s" for column in others)
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT id FROM annotations_project WHERE slug = %s", [SLUG])
@@ -349,11 +352,14 @@ def reset_reviews() -> None:
             f"current_label_id = original_label_id{assignments} WHERE project_id = %s AND id IN"
             " (SELECT patch_id FROM annotations_lease UNION SELECT patch_id FROM "
             "annotations_review)", [*others.values(), pid])
+        cur.execute("UPDATE annotations_queuescore SET unreviewed = TRUE WHERE project_id = %s"
+                    " AND NOT unreviewed", [pid])
         for table in ("annotations_lease", "annotations_review"):
             cur.execute(f"DELETE FROM {table} WHERE patch_id IN "
                         "(SELECT id FROM annotations_patch WHERE project_id = %s)", [pid])
     with connection.cursor() as cur:
-        cur.execute("VACUUM ANALYZE annotations_patch, annotations_lease, annotations_review")
+        cur.execute("VACUUM ANALYZE annotations_patch, annotations_queuescore, "
+                    "annotations_lease, annotations_review")
 
 
 def decided_twice() -> int:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
 
-from annotations.models import ImportJob, LabelClass, Patch, Project, Slide, Tile, TileName
+from annotations.models import (
+    ImportJob,
+    LabelClass,
+    Patch,
+    Project,
+    QueueScore,
+    Slide,
+    Tile,
+    TileName,
+)
 from annotations.tilestore import storage_name, store_tile_bytes
 
 from .report import ImportReport
@@ -52,7 +61,7 @@ class IdBitmap:
         self._bits[byte] |= mask
         return True
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         for byte, bits in enumerate(self._bits):
             if bits:
                 for bit in range(8):
@@ -150,7 +159,7 @@ class ProjectWriter:
 
         Each item is (name, reader) where reader returns (bytes or a reason, link path).
         """
-        def work(item):
+        def work(item: tuple[str, FileReader]) -> FetchedFile:
             name, reader = item
             data, link_path = reader()
             if isinstance(data, str):
@@ -234,13 +243,19 @@ class ProjectWriter:
         return patch_id in self._patches_made
 
     def create_patches(self, patches: list[Patch]) -> None:
-        for patch in Patch.objects.bulk_create(patches):
+        """Insert ``patches``, each with its (empty) row of queue scores."""
+        created = Patch.objects.bulk_create(patches)
+        QueueScore.objects.bulk_create([QueueScore(patch_id=p.pk, project_id=p.project_id)
+                                        for p in created])
+        for patch in created:
             self._patches_made.add(patch.pk)
         self.report.patches_created += len(patches)
 
     def new_patch(self, *, slide_id: int, split: str, image_name: str, grid: list[int | None],
                   label_id: int | None) -> Patch:
         centre = grid[len(grid) // 2]
+        if centre is None:
+            raise ValueError(f"{image_name}: a patch needs its centre tile")
         return Patch(project=self.project, slide_id=slide_id, split=split, image_name=image_name,
                      centre_tile_id=centre, grid=grid,
                      missing_context=sum(1 for tile in grid if tile is None),

@@ -5,6 +5,7 @@ from .jobs import ImportJob, TrackedJob
 from .leases import Lease
 from .patches import Patch, PatchStatus, Split
 from .projects import LabelClass, Membership, Project, Role, Slide
+from .queue_scores import QueueScore
 from .reviews import Review, ReviewAction
 from .tiles import Tile, TileName
 
@@ -17,6 +18,7 @@ __all__ = [
     "Patch",
     "PatchStatus",
     "Project",
+    "QueueScore",
     "Review",
     "ReviewAction",
     "Role",
