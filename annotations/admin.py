@@ -57,11 +57,15 @@ class TileAdmin(admin.ModelAdmin):
 
 @admin.register(Review)
 class ReviewAdmin(admin.ModelAdmin):
-    """Reviews are append-only: the admin shows them and never edits or deletes them."""
+    """Reviews are append-only and made by the review path only: the admin shows them and
+    never adds, edits or deletes one (an added row would skip consensus and the version)."""
 
     list_display = ["patch", "reviewer", "action", "from_label", "to_label", "created_at"]
     list_filter = ["action"]
     raw_id_fields = ["patch"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -90,9 +90,6 @@ def test_staff_cannot_delete_a_review(reviewed_once):
     assert staff.get(url).status_code == 403
 
 
-@pytest.mark.xfail(strict=True, reason="ReviewAdmin does not refuse add (no "
-                   "has_add_permission=False): a staff user can forge a review row that "
-                   "bypasses the review path; remove this mark once the admin refuses it")
 def test_staff_cannot_add_a_review(reviewed_once, users):
     review, _, staff = reviewed_once
     before = raw_rows()
