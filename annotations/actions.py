@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -26,6 +27,11 @@ from annotations.models import (
 )
 from annotations.permissions import Act, require
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from annotations.permissions import AnyUser
+
 
 def get_or_create_project(slug: str, *, name: str = "", organ: str = "") -> Project:
     project, _ = Project.objects.get_or_create(
@@ -33,34 +39,35 @@ def get_or_create_project(slug: str, *, name: str = "", organ: str = "") -> Proj
     return project
 
 
-def record_import_job(project: Project, kind: str, source: Path | str, options: dict,
-                      user=None) -> ImportJob:
+def record_import_job(project: Project, kind: str, source: Path | str, options: dict[str, Any],
+                      user: User | None = None) -> ImportJob:
     return ImportJob.objects.create(project=project, kind=kind, source=str(source),
                                     options=options, created_by=user)
 
 
-def start_import(project: Project, user, kind: str, path: str, options: dict) -> ImportJob:
+def start_import(project: Project, user: AnyUser, kind: str, path: str,
+                 options: dict[str, Any]) -> ImportJob:
     """Queue an import from a server folder (checked against SPIDER_IMPORT_ROOTS)."""
-    require(user, project, Act.IMPORT)
+    author = require(user, project, Act.IMPORT)
     source = check_import_path(path)
     if kind not in ImportJob.Kind.values:
         raise ValidationError(f"unknown import kind {kind!r}")
     with transaction.atomic():
-        job = record_import_job(project, kind, source, options, user=user)
+        job = record_import_job(project, kind, source, options, user=author)
         transaction.on_commit(lambda: tasks.run_import_job.delay(job.pk))
     return job
 
 
-def start_export(project: Project, user, kind: str, statuses: list[str] | None,
+def start_export(project: Project, user: AnyUser, kind: str, statuses: list[str] | None,
                  context: str = "none") -> ExportJob:
     """Queue an export for a worker (raises ValidationError for bad options)."""
-    require(user, project, Act.EXPORT)
+    author = require(user, project, Act.EXPORT)
     try:
         options = export_options(kind, statuses, context)
     except ExportError as exc:
         raise ValidationError(str(exc)) from exc
     with transaction.atomic():
-        job = record_export_job(project, kind, options, user=user)
+        job = record_export_job(project, kind, options, user=author)
         transaction.on_commit(lambda: tasks.run_export_job.delay(job.pk))
     return job
 
@@ -71,16 +78,16 @@ def register_job_types() -> None:
     lifecycle.register_job_type(ExportJob.job_type, ExportJob, tasks.run_export_job.delay)
 
 
-def find_job(user, project: Project, job_type: str, job_id: int) -> TrackedJob:
+def find_job(user: AnyUser, project: Project, job_type: str, job_id: int) -> TrackedJob:
     """A job of ``project`` by type and id (404 when there is none)."""
     kind = lifecycle.JOB_TYPES.get(job_type)
-    job = kind.model.objects.filter(project=project, pk=job_id).first() if kind else None
+    job = lifecycle.of_project(kind.model, project).filter(pk=job_id).first() if kind else None
     if job is None:
         raise Http404("No such job")
     return job
 
 
-def resume_job(user, project: Project, job: TrackedJob) -> TrackedJob:
+def resume_job(user: AnyUser, project: Project, job: TrackedJob) -> TrackedJob:
     """Run a stalled or failed job again: its executor carries on from what is stored."""
     require(user, project, Act.CONTROL_JOBS)
     with transaction.atomic():
@@ -92,7 +99,7 @@ def resume_job(user, project: Project, job: TrackedJob) -> TrackedJob:
     return job
 
 
-def cancel_job(user, project: Project, job: TrackedJob) -> TrackedJob:
+def cancel_job(user: AnyUser, project: Project, job: TrackedJob) -> TrackedJob:
     """Stop a pending or running job; its worker stops at its next progress write."""
     require(user, project, Act.CONTROL_JOBS)
     if not lifecycle.cancel(job):
@@ -112,7 +119,10 @@ def check_class_fields(project: Project, colour: str, hotkey: str,
         if len(hotkey) != 1 or not hotkey.isalnum() or hotkey.lower() in RESERVED_KEYS:
             raise ValidationError(f"hotkey {hotkey!r} must be one letter or digit other than "
                                   "s, u and x (skip, unsure, exclude)")
-        clash = project.classes.filter(hotkey=hotkey).exclude(pk=exclude_id).first()
+        clashes = project.classes.filter(hotkey=hotkey)
+        if exclude_id is not None:
+            clashes = clashes.exclude(pk=exclude_id)
+        clash = clashes.first()
         if clash:
             raise ValidationError(f"hotkey {hotkey!r} is already used by {clash.name!r}")
 
@@ -139,12 +149,12 @@ def update_class(label: LabelClass, colour: str, hotkey: str) -> LabelClass:
 
 
 @transaction.atomic
-def set_membership(project: Project, user, role: str) -> Membership:
+def set_membership(project: Project, user: User, role: str) -> Membership:
     """Give ``user`` ``role`` in ``project`` (adding them if they are not a member)."""
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": Role(role).value})
     return membership
 
 
-def remove_membership(project: Project, user) -> None:
+def remove_membership(project: Project, user: User) -> None:
     Membership.objects.filter(project=project, user=user).delete()

@@ -15,17 +15,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 
-from annotations.models import TrackedJob
-from annotations.models.jobs import stale_before
+from annotations.models import Project, TrackedJob
+from annotations.models.jobs import JobQuerySet, stale_before
 
 log = logging.getLogger(__name__)
+
+# A job of one concrete model: the helpers below hand back the caller's own type.
+J = TypeVar("J", bound=TrackedJob)
 
 Status = TrackedJob.Status
 ERROR_LIMIT = 4000
@@ -41,19 +44,33 @@ class JobType:
 
     name: str
     model: type[TrackedJob]
-    enqueue: Callable[[int], Any]
+    enqueue: Callable[[int], object]
 
 
 JOB_TYPES: dict[str, JobType] = {}
 
 
-def register_job_type(name: str, model: type[TrackedJob], enqueue: Callable[[int], Any]) -> None:
+def register_job_type(name: str, model: type[TrackedJob],
+                      enqueue: Callable[[int], object]) -> None:
     """Called by each app's ``AppConfig.ready`` for the job models it owns."""
     JOB_TYPES[name] = JobType(name, model, enqueue)
 
 
-def _rows(job: TrackedJob):
-    return type(job).objects.filter(pk=job.pk)
+def jobs_of(model: type[J]) -> JobQuerySet[J]:
+    """``model.objects.all()``, typed by the concrete model: the django-stubs plugin types
+    ``objects`` of a ``type[J]`` by J's bound, the abstract TrackedJob (which has no
+    ``project``, a field every job model registered with the life cycle has)."""
+    return cast("JobQuerySet[J]", model.objects.all())
+
+
+def of_project(model: type[J], project: Project) -> JobQuerySet[J]:
+    """The jobs of ``model`` in ``project`` (a field of every registered job model, which the
+    type checker cannot see: see :func:`jobs_of`)."""
+    return jobs_of(model).filter(project=project)
+
+
+def _rows(job: J) -> JobQuerySet[J]:
+    return jobs_of(type(job)).filter(pk=job.pk)
 
 
 def claim(job: TrackedJob, *, exclusive: bool = True) -> bool:
@@ -95,7 +112,7 @@ def advance(job: TrackedJob, done: int | None = None, *, by: int = 0,
         values["done"] = F("done") + by
         job.done += by
     else:
-        last = getattr(job, "_last_advance", None)
+        last = job._last_advance
         finished = done is not None and done == (total if total is not None else job.total)
         if not (force or finished or last is None
                 or now_s - last >= settings.SPIDER_JOB_PROGRESS_SECONDS):
@@ -104,7 +121,7 @@ def advance(job: TrackedJob, done: int | None = None, *, by: int = 0,
             values["done"] = job.done = done
         if total is not None:
             values["total"] = job.total = total
-    job._last_advance = now_s  # type: ignore[attr-defined]
+    job._last_advance = now_s
     _write(job, values, refresh=False)
 
 
@@ -204,7 +221,7 @@ def running(job: TrackedJob, *, exclusive: bool = True) -> Iterator[bool]:
         raise
 
 
-def run(job: TrackedJob, work: Callable[[TrackedJob], Any], *, exclusive: bool = True) -> bool:
+def run(job: J, work: Callable[[J], object], *, exclusive: bool = True) -> bool:
     """Claim ``job`` and run ``work(job)`` under :func:`running`; False if not claimed.
     What every task and command that runs a job calls."""
     with running(job, exclusive=exclusive) as claimed:
@@ -213,6 +230,6 @@ def run(job: TrackedJob, work: Callable[[TrackedJob], Any], *, exclusive: bool =
     return claimed
 
 
-def load(model: type[TrackedJob], job_id: int, *related: str) -> TrackedJob | None:
+def load(model: type[J], job_id: int, *related: str) -> J | None:
     """Re-fetch a job for a task (None when it was deleted meanwhile)."""
-    return model.objects.select_related("project", *related).filter(pk=job_id).first()
+    return jobs_of(model).select_related("project", *related).filter(pk=job_id).first()

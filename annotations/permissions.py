@@ -8,10 +8,17 @@ Views, the API, actions and templates all ask :func:`can` / :func:`require` with
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING, TypeAlias
 
 from django.core.exceptions import PermissionDenied
 
 from annotations.models import Project, Role
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
+    # Who a request is for: ``request.user``, signed in or not.
+    AnyUser: TypeAlias = User | AnonymousUser
 
 
 class Act(StrEnum):
@@ -45,18 +52,21 @@ def role_allows(role: str | None, act: Act) -> bool:
     return role is not None and role in Role.at_least(REQUIRED_ROLE[act])
 
 
-def can(user, project: Project, act: Act) -> bool:
-    return role_allows(project.role_of(user), act)
+def can(user: AnyUser | None, project: Project, act: Act) -> bool:
+    """Whether ``user`` may do ``act`` in ``project`` (never without a user)."""
+    return user is not None and role_allows(project.role_of(user), act)
 
 
-def require(user, project: Project, act: Act) -> None:
-    """Raise PermissionDenied (403) naming the role ``act`` needs."""
-    if not can(user, project, act):
+def require(user: AnyUser | None, project: Project, act: Act) -> User:
+    """Raise PermissionDenied (403) naming the role ``act`` needs; else return the user, now
+    known to be signed in (an anonymous user has no role, so is always refused)."""
+    if user is None or not user.is_authenticated or not can(user, project, act):
         raise PermissionDenied(f"This needs the {REQUIRED_ROLE[act].value} role in "
                                f"{project.name}")
+    return user
 
 
-def allowed_actions(user, project: Project) -> frozenset[str]:
+def allowed_actions(user: AnyUser, project: Project) -> frozenset[str]:
     """What ``user`` may do in ``project``, for templates: ``{% if "review" in can %}``."""
     role = project.role_of(user)
     return frozenset(act.value for act in Act if role_allows(role, act))

@@ -8,6 +8,8 @@ work, in a worker.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.conf import settings
 from django.db import transaction
 
@@ -20,12 +22,15 @@ from inference.options import TrainOptions
 from inference.queries import active_version
 from inference.queue_scores import activate_version
 
+if TYPE_CHECKING:
+    from annotations.permissions import AnyUser
+
 
 class JobError(ValueError):
     """A job cannot be started as asked (no model, unknown name, ...)."""
 
 
-def start_predict(project: Project, *, model: str | None = None, user=None,
+def start_predict(project: Project, *, model: str | None = None, user: AnyUser | None = None,
                   check: bool = True) -> InferenceJob:
     """Queue predictions of every patch by ``model`` (default: the active version)."""
     if check:
@@ -46,7 +51,7 @@ def start_predict(project: Project, *, model: str | None = None, user=None,
 
 def start_train(
     project: Project, options: TrainOptions, *, backbone: str | None = None,
-    weights: str | None = None, user=None, check: bool = True,
+    weights: str | None = None, user: AnyUser | None = None, check: bool = True,
 ) -> InferenceJob:
     """Queue embedding (if needed) and training of a new head.
 
@@ -57,7 +62,7 @@ def start_train(
     if check:
         require(user, project, Act.RUN_MODELS)
     space = None
-    job_options: dict = {"train": options.as_json()}
+    job_options: dict[str, Any] = {"train": options.as_json()}
     current = active_version(project) if not backbone else None
     if current is not None:
         space = current.space
@@ -69,17 +74,18 @@ def start_train(
 
 
 def _queue(project: Project, kind: str, space: EmbeddingSpace | None,
-           version: ModelVersion | None, options: dict, user) -> InferenceJob:
+           version: ModelVersion | None, options: dict[str, Any],
+           user: AnyUser | None) -> InferenceJob:
     with transaction.atomic():
         job = InferenceJob.objects.create(
             project=project, kind=kind, space=space, model_version=version, options=options,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
+            created_by=user if user is not None and user.is_authenticated else None,
             tiles_total=project.tiles.count(), patches_total=project.patches.count())
         transaction.on_commit(lambda: tasks.embed_step.delay(job.pk))
     return job
 
 
-def activate(project: Project, version: ModelVersion, user) -> ModelVersion:
+def activate(project: Project, version: ModelVersion, user: AnyUser) -> ModelVersion:
     """Make ``version`` the one the queues and the review page use (project admins)."""
     require(user, project, Act.ACTIVATE_MODEL)
     activate_version(version)

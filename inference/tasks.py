@@ -7,21 +7,22 @@ redelivered or duplicated message is harmless.
 
 from __future__ import annotations
 
-from celery import shared_task
+from collections.abc import Callable
 
 from annotations import lifecycle
+from annotations.tasks import job_task
 from inference.models import InferenceJob
 
 _RELATED = ("space", "model_version", "model_version__space", "created_by")
 
 
-def _step(job_id: int, work) -> None:
+def _step(job_id: int, work: Callable[[InferenceJob], object]) -> None:
     job = lifecycle.load(InferenceJob, job_id, *_RELATED)
     if job is not None:
         lifecycle.run(job, work, exclusive=False)  # steps of one job may run side by side
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@job_task
 def embed_step(job_id: int) -> None:
     from inference import jobs
 
@@ -35,7 +36,7 @@ def embed_step(job_id: int) -> None:
     _step(job_id, work)
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@job_task
 def predict_step(job_id: int) -> None:
     from inference import jobs
 
@@ -46,7 +47,7 @@ def predict_step(job_id: int) -> None:
     _step(job_id, work)
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@job_task
 def train_step(job_id: int) -> None:
     from inference import jobs
 

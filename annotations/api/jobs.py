@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -33,6 +35,12 @@ class JobSerializer(serializers.ModelSerializer):
 
 class JobControlMixin:
     """``POST .../{id}/cancel/`` and ``.../{id}/resume/`` for a job viewset."""
+
+    if TYPE_CHECKING:  # what the viewset this is mixed into provides
+        def get_object(self) -> TrackedJob: ...
+
+        def get_serializer(self, *args: Any, **kwargs: Any) -> serializers.BaseSerializer[Any]:
+            ...
 
     def _control(self, request, operation) -> Response:
         job = self.get_object()

@@ -11,6 +11,7 @@ import contextlib
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.files import File
@@ -22,6 +23,9 @@ from annotations.models import ExportJob, Project
 
 from .errors import ExportError
 from .files import write_zip
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 from .result import ExportResult
 from .selection import ALL_STATUSES, DEFAULT_STATUSES, ExportFilter, parse_statuses
 
@@ -29,13 +33,13 @@ CONTEXT_CHOICES = ("none", "composite")
 
 
 def export_options(kind: str, statuses: str | list[str] | None = None, context: str = "none",
-                   **extra) -> dict:
+                   **extra: Any) -> dict[str, Any]:
     """Checked, JSON-safe options for a job (raises ExportError naming the bad value)."""
     if kind not in ExportJob.Kind.values:
         raise ExportError(f"unknown export kind {kind!r}; known: "
                           f"{', '.join(ExportJob.Kind.values)}")
     default = ALL_STATUSES if kind == ExportJob.Kind.CSV else DEFAULT_STATUSES
-    options = {"statuses": list(parse_statuses(statuses, default))}
+    options: dict[str, Any] = {"statuses": list(parse_statuses(statuses, default))}
     if kind == ExportJob.Kind.HF:
         if context not in CONTEXT_CHOICES:
             raise ExportError(f"context must be one of {', '.join(CONTEXT_CHOICES)}, "
@@ -45,7 +49,8 @@ def export_options(kind: str, statuses: str | list[str] | None = None, context: 
     return options
 
 
-def record_export_job(project: Project, kind: str, options: dict, user=None) -> ExportJob:
+def record_export_job(project: Project, kind: str, options: dict[str, Any],
+                      user: User | None = None) -> ExportJob:
     return ExportJob.objects.create(project=project, kind=kind, options=options,
                                     created_by=user)
 

@@ -5,7 +5,8 @@ The transitions live in :mod:`annotations.lifecycle`; this module holds the colu
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import models
@@ -13,18 +14,20 @@ from django.utils import timezone
 
 from .projects import Project
 
+_J = TypeVar("_J", bound="TrackedJob")
 
-class JobQuerySet(models.QuerySet):
-    def stalled(self, now=None) -> JobQuerySet:
+
+class JobQuerySet(models.QuerySet[_J]):
+    def stalled(self, now: datetime | None = None) -> JobQuerySet[_J]:
         """Running jobs whose worker has not beaten the heartbeat within the stale window."""
         return self.filter(status=TrackedJob.Status.RUNNING,
                            heartbeat_at__lt=stale_before(now))
 
-    def live(self) -> JobQuerySet:
+    def live(self) -> JobQuerySet[_J]:
         return self.filter(status__in=TrackedJob.LIVE)
 
 
-def stale_before(now=None):
+def stale_before(now: datetime | None = None) -> datetime:
     """Heartbeats older than this mean the worker died (it beats every few seconds)."""
     return (now or timezone.now()) - timedelta(seconds=settings.SPIDER_JOB_STALE_SECONDS)
 
@@ -81,6 +84,9 @@ class TrackedJob(models.Model):
         abstract = True
 
     job_type: str = ""  # the registry name (see annotations.lifecycle.JOB_TYPES)
+    # When this instance last wrote absolute progress (time.monotonic(); not a column): how
+    # annotations.lifecycle.advance throttles its writes.
+    _last_advance: float | None = None
 
     @property
     def is_live(self) -> bool:
