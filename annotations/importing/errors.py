@@ -1,5 +1,12 @@
 """Errors an import raises to its caller (bad records are reported, not raised)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .report import ImportReport
+
 
 class SourceError(Exception):
     """The source as a whole cannot be read (no metadata.json, unreadable archive, ...)."""
@@ -8,7 +15,7 @@ class SourceError(Exception):
 class ImportAborted(Exception):
     """A ``--strict`` import met bad records and rolled everything back."""
 
-    def __init__(self, report) -> None:
+    def __init__(self, report: ImportReport) -> None:
         self.report = report
         n = len(report.skipped)
         first = report.skipped[0]

@@ -6,19 +6,22 @@ Such datasets carry no slide ids, so each split gets one stand-in slide, named s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from django.conf import settings
 
-from annotations.models import ImportJob, Project
+from annotations.models import ImportJob, Patch, Project
 from annotations.models.patches import CENTRE_INDEX, GRID_SIZE
 
 from .errors import SourceError
 from .report import ImportReport
 from .run import Progress, finish_job, import_run, job_progress, no_progress, start_job
 from .spider import batched
-from .writer import ProjectWriter
+from .writer import FetchedFile, FileReader, ProjectWriter
+
+# A batch's images not imported yet: relative name -> (index, split, class name, file).
+Todo = dict[str, tuple[int, str, str, Path]]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 SPLITS = ("train", "test")
@@ -55,8 +58,8 @@ def import_folder(project: Project, path: str | Path, *, strict: bool = False,
     start_job(job, total, "images")
     tick = job_progress(job, progress)
 
-    def read(file: Path):
-        def reader():
+    def read(file: Path) -> FileReader:
+        def reader() -> tuple[bytes | str, str | None]:
             real = file.resolve()
             if not real.is_relative_to(resolved_root):
                 return "file points outside the dataset folder (symlink)", None
@@ -65,6 +68,12 @@ def import_folder(project: Project, path: str | Path, *, strict: bool = False,
             except OSError as exc:
                 return f"cannot read: {exc.strerror or exc}", None
         return reader
+
+    def fetch_from(todo: Todo) -> Callable[[list[str]], list[FetchedFile]]:
+        def fetch(missing: list[str]) -> list[FetchedFile]:
+            return writer.fetch_parallel([(n, read(todo[n][3])) for n in missing],
+                                         expected_size=224)
+        return fetch
 
     done = 0
     try:
@@ -75,14 +84,11 @@ def import_folder(project: Project, path: str | Path, *, strict: bool = False,
                 with batch_context():
                     report.records += len(batch)
                     existing = writer.existing_patches(set(names))
-                    todo = {n: v for n, v in names.items() if n not in existing}
+                    todo: Todo = {n: v for n, v in names.items() if n not in existing}
                     report.patches_existing += len(names) - len(todo)
-                    tiles = writer.resolve_tiles(
-                        set(todo),
-                        lambda missing, todo=todo: writer.fetch_parallel(
-                            [(n, read(todo[n][3])) for n in missing], expected_size=224))
+                    tiles = writer.resolve_tiles(set(todo), fetch_from(todo))
                     slides = writer.slide_ids({stand_in_slide(v[1]) for v in todo.values()})
-                    patches = []
+                    patches: list[Patch] = []
                     for name, (index, split, label, _file) in todo.items():
                         tile = tiles[name]
                         if isinstance(tile, str):

@@ -41,6 +41,7 @@ def parse_spider_record(index: int, raw: object) -> SpiderRecord:
     reason = unsafe_name_reason(image_name)
     if reason:
         raise BadRecord(file, f"image_name: {reason}")
+    assert isinstance(image_name, str)  # what unsafe_name_reason checked first
     slide = raw.get("slide_id")
     if isinstance(slide, int) and not isinstance(slide, bool):
         slide = str(slide)

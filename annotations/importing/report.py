@@ -1,6 +1,7 @@
 """What an import did, in the shape ``--json`` prints."""
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class ImportReport:
     def note(self, index: int | None, file: str, note: str) -> None:
         self.notes.append(RecordNote(index, file, note))
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary_line(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from django.db import transaction
 
@@ -27,7 +27,8 @@ def no_progress(done: int, total: int | None, unit: str) -> None:
 
 
 @contextmanager
-def import_run(writer: ProjectWriter, *, strict: bool) -> Iterator[Callable[[], object]]:
+def import_run(writer: ProjectWriter, *,
+               strict: bool) -> Iterator[Callable[[], AbstractContextManager[object]]]:
     """Wrap an import: ``--strict`` runs it as one transaction that rolls back (and removes the
     files it stored) when any record was bad; otherwise each batch commits on its own, so a
     crash leaves whole batches only and a re-run picks up where it stopped.

@@ -9,11 +9,14 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import ijson
 
 from .errors import SourceError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 
 class ConcatReader(io.RawIOBase):
@@ -29,7 +32,7 @@ class ConcatReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         while self._index < len(self.parts):
             if self._handle is None:
                 self._handle = open(self.parts[self._index], "rb")  # noqa: SIM115

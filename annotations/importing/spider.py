@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
+from typing import TypeVar
 
 from django.conf import settings
 
-from annotations.models import ImportJob, Project
+from annotations.models import ImportJob, Patch, Project
 from annotations.organs import organ_classes
 
 from .errors import SourceError
@@ -17,12 +18,16 @@ from .report import ImportReport
 from .run import Progress, finish_job, import_run, job_progress, no_progress, start_job
 from .sources import FolderSource, TarStream, iter_records
 from .validation import unsafe_name_reason
-from .writer import FetchedFile, ProjectWriter
+from .writer import FetchedFile, FileReader, ProjectWriter
 
 MISSING_FROM_ARCHIVE = "file not found in the archive's images/"
 
+T = TypeVar("T")
+# fetch(names): read, check and store the files a batch's records name but no tile has yet.
+Fetch = Callable[[list[str]], list[FetchedFile]]
 
-def batched(items: Iterable, size: int) -> Iterator[list]:
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
@@ -61,15 +66,16 @@ def import_spider(project: Project, path: str | Path, *, organ: str | None = Non
     return report
 
 
-def _import_folder_source(project, source: FolderSource, report, *, allowed, link, strict, job,
-                          progress) -> None:
+def _import_folder_source(project: Project, source: FolderSource, report: ImportReport, *,
+                          allowed: Iterable[str] | None, link: bool, strict: bool,
+                          job: ImportJob | None, progress: Progress) -> None:
     writer = ProjectWriter(project, job, report, allowed_classes=allowed)
     total = source.metadata.stat().st_size
     start_job(job, total, "bytes")
     tick = job_progress(job, progress)
 
-    def read(name: str):
-        def reader():
+    def read(name: str) -> FileReader:
+        def reader() -> tuple[bytes | str, str | None]:
             if reason := unsafe_name_reason(name):
                 return reason, None
             file = source.path_of(name)
@@ -94,14 +100,15 @@ def _import_folder_source(project, source: FolderSource, report, *, allowed, lin
             tick(handle.tell(), total, "bytes")
 
 
-def _import_tar_source(project, stream: TarStream, report, *, allowed, strict, job,
-                       progress) -> None:
+def _import_tar_source(project: Project, stream: TarStream, report: ImportReport, *,
+                       allowed: Iterable[str] | None, strict: bool, job: ImportJob | None,
+                       progress: Progress) -> None:
     writer = ProjectWriter(project, job, report, allowed_classes=allowed)
     total = stream.reader.total
     start_job(job, total, "bytes")
     tick = job_progress(job, progress)
 
-    def as_reader(value):
+    def as_reader(value: bytes | str) -> FileReader:
         return lambda: (value, None)
 
     with import_run(writer, strict=strict) as batch_context:
@@ -121,14 +128,14 @@ def _import_tar_source(project, stream: TarStream, report, *, allowed, strict, j
 
         assert stream.metadata is not None
         with stream.metadata as handle:
-            for batch in batched(iter_records(handle), settings.SPIDER_IMPORT_BATCH):
+            for records in batched(iter_records(handle), settings.SPIDER_IMPORT_BATCH):
                 with batch_context():
-                    _import_records(writer, batch, fetch)
+                    _import_records(writer, records, fetch)
         with batch_context():
             writer.prune_unreferenced()
 
 
-def _import_records(writer: ProjectWriter, batch: list[tuple[int, object]], fetch) -> None:
+def _import_records(writer: ProjectWriter, batch: list[tuple[int, object]], fetch: Fetch) -> None:
     """Turn one batch of raw records into patches (skipping and reporting bad ones)."""
     report = writer.report
     records: list[SpiderRecord] = []
@@ -155,7 +162,7 @@ def _import_records(writer: ProjectWriter, batch: list[tuple[int, object]], fetc
     existing = writer.existing_patches({r.image_name for r in records})
     tiles = writer.resolve_tiles({n for r in records for n in r.grid_names if n}, fetch)
     slides = writer.slide_ids({r.slide for r in records if r.image_name not in existing})
-    patches = []
+    patches: list[Patch] = []
     for record in records:
         if record.image_name in existing:
             if writer.made_by_this_run(existing[record.image_name]):
@@ -164,16 +171,25 @@ def _import_records(writer: ProjectWriter, batch: list[tuple[int, object]], fetc
             else:
                 report.patches_existing += 1
             continue
-        bad = next(((name, tiles[name]) for name in record.grid_names
-                    if name and isinstance(tiles[name], str)), None)
-        if bad:
-            report.skip(record.index, bad[0], str(bad[1]))
+        grid: list[int | None] = []
+        unusable: tuple[str, str] | None = None  # the first grid file that cannot be used, why
+        for name in record.grid_names:
+            if not name:
+                grid.append(None)
+                continue
+            tile = tiles[name]
+            if isinstance(tile, str):
+                unusable = (name, tile)
+                break
+            grid.append(tile)
+        if unusable is not None:
+            report.skip(record.index, *unusable)
             continue
         if record.missing:
             report.note(record.index, record.image_name,
                         f"context missing at {', '.join(record.missing)}: shown blank")
         patches.append(writer.new_patch(
             slide_id=slides[record.slide], split=record.split, image_name=record.image_name,
-            grid=[tiles[name] if name else None for name in record.grid_names],
+            grid=grid,
             label_id=writer.label_id(record.label)))
     writer.create_patches(patches)
