@@ -24,7 +24,7 @@ def access_project(user, slug: str, act: Act = Act.VIEW) -> Project:
         membership = (Membership.objects.select_related("project")
                       .filter(project__slug=slug, user=user).first())
         project = membership.project if membership else None
-        if project is not None:
+        if membership is not None and project is not None:
             project.__dict__["_roles"] = {user.pk: membership.role}
     if project is None:
         raise Http404("No such project")

@@ -30,8 +30,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 
 class InferenceJobSerializer(JobSerializer):
-    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True,
-                                                 allow_null=True)
+    model_version: serializers.SlugRelatedField[ModelVersion] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True)
     embedding_space = serializers.CharField(source="space", read_only=True, allow_null=True,
                                             help_text="null until a worker resolves the "
                                                       "backbone the job names")

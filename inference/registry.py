@@ -147,6 +147,7 @@ def register_model(
         if backbone_weights is None and loaded.backbone_state_dict:
             backbone_weights = _save_bundled_backbone(loaded.backbone_state_dict)
     else:
+        assert head_weights is not None  # exactly one of the two, checked above
         head = _read_head_file(Path(head_weights), head_kind, backbone, len(classes))
         detail = str(head_weights)
     space = get_space(backbone, backbone_weights)

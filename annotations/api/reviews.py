@@ -39,8 +39,10 @@ class DecisionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=ReviewAction.values)
     patch_version = serializers.IntegerField(min_value=1,
                                              help_text="the version the decision was made on")
-    label = serializers.IntegerField(required=False, allow_null=True,
-                                     help_text="class id, for correct and adjudicate")
+    # DRF's serializer metaclass moves declared fields into _declared_fields, so this does not
+    # replace Field.label (the field's display label), as the stubs take it to.
+    label = serializers.IntegerField(  # type: ignore[assignment]
+        required=False, allow_null=True, help_text="class id, for correct and adjudicate")
     reason = serializers.ChoiceField(choices=EXCLUDE_REASONS, required=False, default="")
     comment = serializers.CharField(required=False, default="", allow_blank=True)
     time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
@@ -157,7 +159,8 @@ def review_batch(request, project_slug: str):
             results.append({"patch": item["patch"], "status": response.status_code,
                             **response.data})
         except ValidationError as exc:
-            results.append({"patch": item["patch"], "status": 400, **exc.detail})
+            detail = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
+            results.append({"patch": item["patch"], "status": 400, **detail})
     return Response({"results": results})
 
 

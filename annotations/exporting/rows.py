@@ -71,9 +71,12 @@ def iter_rows(project: Project, patches: QuerySet[Patch], *, grid: bool = False,
         stats = review_stats(ids)
         said = opinions(project, ids)
         for row in page:
-            centre = Tile(pk=row[7], file=row[8], linked=row[9])
-            yield ExportRow(*row[:8], centre_file=centre, grid=tuple(row[10]) if grid else (),
-                            stats=stats[row[0]], opinion=said.get(row[0]))
+            patch_id, image_name, slide, split, original, current, status, centre_id = row[:8]
+            centre = Tile(pk=centre_id, file=row[8], linked=row[9])
+            yield ExportRow(patch_id, image_name, slide, split, original, current, status,
+                            centre_id, centre_file=centre,
+                            grid=tuple(row[10]) if grid else (),
+                            stats=stats[patch_id], opinion=said.get(patch_id))
         last = ids[-1]
 
 

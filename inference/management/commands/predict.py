@@ -37,5 +37,8 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps({"job": job.pk, "status": job.status,
                                           "summary": job.summary}))
         elif wait:
+            if not job.summary:  # wait_for_job returns succeeded jobs only, which have one
+                raise CommandError(f"predict job {job.pk} is {job.state} but recorded no "
+                                   "summary")
             self.stdout.write(self.style.SUCCESS(
                 f"predicted {job.patches_done} patches with {job.summary['model_version']}"))

@@ -57,6 +57,9 @@ class Command(BaseCommand):
             return
         job = wait_for_job(job)
         version = job.model_version
+        if version is None:  # wait_for_job returns succeeded jobs only; training sets one
+            raise CommandError(f"train job {job.pk} is {job.state} but recorded no model "
+                               "version")
         if o["json"]:
             self.stdout.write(json.dumps({"job": job.pk, "model_version": version.name,
                                           "metrics": version.metrics}))
