@@ -12,6 +12,10 @@
   const grid = document.getElementById("context-grid");
   const classById = new Map(cfg.classes.map((c) => [c.id, c]));
   const classByKey = new Map(cfg.classes.filter((c) => c.hotkey).map((c) => [c.hotkey, c]));
+  const classByName = new Map(cfg.classes.map((c) => [c.name, c]));
+  const viewer = $("viewer");
+  const stage = $("stage");
+  const UM_PER_PX = 0.5; // SPIDER tiles: 20x, 0.5 um per native pixel
 
   const buffer = []; // items ready to show (tiles decoding or decoded)
   const seen = new Set(); // patch ids already shown or buffered in this page
@@ -22,6 +26,8 @@
   let done = 0;
   let exhausted = false;
   let inflight = 0; // decisions sent, not yet answered
+  let refused = ""; // the server refused this queue (400/403): say why, never ask again
+  let misses = 0; // refills in a row that brought nothing: the retry backs off
 
   const api = (path, body) => window.reviewApi.post(cfg.api, path, body);
   const say = window.reviewApi.say;
@@ -49,17 +55,65 @@
     const body = Object.assign({count}, window.reviewApi.filters(cfg.filters));
     fetching = api(`/queues/${cfg.queue}/next/`, body).then(({status, data}) => {
       fetching = null;
+      if (status === 400 || status === 403 || status === 404) {
+        // A refusal, not a hiccup: asking again would get the same answer.
+        refused = data.detail || `HTTP ${status}`;
+        exhausted = true;
+        say(`${refused}. This page will not ask again: pick another queue above.`, "error");
+        return;
+      }
       if (status !== 200) {
-        say(data.detail || `Could not load the queue (HTTP ${status})`, "error");
+        misses += 1;
+        say(data.detail || `Could not load the queue (HTTP ${status}); trying again`, "error");
         return;
       }
       const fresh = data.items.filter((item) => !seen.has(item.patch));
       fresh.forEach((item) => { seen.add(item.patch); buffer.push(preload(item)); });
+      misses = fresh.length ? 0 : misses + 1;
       if (!fresh.length && !buffer.length && data.items.length < count && !inflight) {
         exhausted = true;
       }
-    }).catch((err) => { fetching = null; say(`Network error: ${err}`, "error"); });
+    }).catch((err) => {
+      fetching = null;
+      misses += 1;
+      say(`Network error: ${err}; trying again`, "error");
+    });
     return fetching;
+  }
+
+  // The model's first choice, as one of this project's classes (null without a model).
+  function suggestion(item) {
+    return item && item.model && item.model.top.length
+      ? classByName.get(item.model.top[0].name) || null : null;
+  }
+
+  function paintModel(item, label) {
+    const top = item.model ? item.model.top : [];
+    $("model-top").replaceChildren(...top.map((t) => {
+      const li = document.createElement("li");
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = t.name;
+      const track = document.createElement("span");
+      track.className = "track";
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      bar.style.width = `${Math.max(0.5, t.p * 100).toFixed(1)}%`;
+      track.append(bar);
+      const p = document.createElement("span");
+      p.className = "p";
+      p.textContent = `${(t.p * 100).toFixed(1)}%`;
+      li.append(name, track, p);
+      return li;
+    }));
+    const verdict = $("model-verdict");
+    const best = top[0];
+    const disagrees = Boolean(best && (!label || best.name !== label.name));
+    verdict.classList.toggle("disagree", disagrees);
+    verdict.textContent = !best ? "" : disagrees
+      ? `Model disagrees with the label: it says ${best.name} (${(best.p * 100).toFixed(0)}%).`
+      : `Model agrees with the label (${(best.p * 100).toFixed(0)}%).`;
+    $("model-box").hidden = !item.model;
   }
 
   function paint(item) {
@@ -69,16 +123,14 @@
     $("current-label").textContent = label ? label.name : "(none)";
     $("patch-meta").textContent =
       `${item.image_name} · slide ${item.slide} · ${item.split || "no split"} · ${item.queue}`;
-    const top = $("model-top");
-    top.replaceChildren(...(item.model ? item.model.top : []).map((t) => {
-      const li = document.createElement("li");
-      li.textContent = `${t.name} ${(t.p * 100).toFixed(1)}%`;
-      return li;
-    }));
-    $("model-box").hidden = !item.model;
+    paintModel(item, label);
+    const suggested = suggestion(item);
     document.querySelectorAll("#class-buttons button").forEach((b) => {
-      b.classList.toggle("current", Number(b.dataset.class) === item.current_label);
+      const id = Number(b.dataset.class);
+      b.classList.toggle("current", id === item.current_label);
+      b.classList.toggle("suggested", Boolean(suggested) && id === suggested.id);
     });
+    centreView();
     shownAt = performance.now();
     // Two frames later the browser has painted this item: tests and benchmarks read it.
     requestAnimationFrame(() => requestAnimationFrame(() => {
@@ -94,14 +146,19 @@
       current = null;
       grid.replaceChildren();
       $("current-label").textContent = "–";
+      $("model-box").hidden = true;
       document.body.dataset.patch = "";
+      $("review-status").textContent = "";
+      if (refused) return; // said why in refill; asking again would be refused again
       if (exhausted) {
         say("This queue is empty for you. Pick another queue above.", "info");
       } else {
         $("review-status").textContent = "loading…";
         (refill() || Promise.resolve()).then(() => {
           $("review-status").textContent = "";
-          if (!current) setTimeout(showNext, buffer.length ? 0 : 250); // decisions in flight
+          if (current || refused) return;
+          // Decisions in flight or a hiccup: ask again, less often each time nothing comes.
+          setTimeout(showNext, buffer.length ? 0 : Math.min(8000, 250 * 2 ** Math.min(misses, 5)));
         });
       }
       return;
@@ -172,6 +229,13 @@
     say(`Undone: ${item.image_name} is back.`, "info");
   }
 
+  function acceptModel() {
+    if (!current) return;
+    const suggested = suggestion(current);
+    if (!suggested) { say("The model has no opinion on this patch.", "info"); return; }
+    chooseClass(suggested.id);
+  }
+
   function skip() {
     if (!current) return;
     api(`/patches/${current.patch}/skip/`);
@@ -179,9 +243,80 @@
   }
 
   function toggle(attr, a, b) {
-    const viewer = $("viewer");
     viewer.dataset[attr] = viewer.dataset[attr] === a ? b : a;
+    if (attr === "zoom") centreView();
   }
+
+  // --- The viewer: size, centring, scale bar, pan, loupe ---------------------------------
+
+  function fitViewer() {
+    // The pan area fills the window below it; the banner floats above, so it never moves.
+    const top = stage.getBoundingClientRect().top + window.scrollY;
+    const height = `${Math.max(320, Math.floor(window.innerHeight - top - 12))}px`;
+    viewer.style.height = height;
+    $("decision").style.maxHeight = height;
+    centreView();
+  }
+
+  function centreView() {
+    viewer.scrollLeft = (viewer.scrollWidth - viewer.clientWidth) / 2;
+    viewer.scrollTop = (viewer.scrollHeight - viewer.clientHeight) / 2;
+    scaleBar();
+  }
+
+  function scaleBar() {
+    const tile = grid.offsetWidth / 5; // CSS px per 224 px tile
+    const pxPerUm = tile / 224 / UM_PER_PX;
+    const um = [10, 20, 50, 100, 200, 500].find((u) => u * pxPerUm >= 80) || 500;
+    const bar = $("scale-bar");
+    bar.querySelector(".bar").style.width = `${um * pxPerUm}px`;
+    bar.querySelector(".label").textContent = `${um} µm`;
+    bar.hidden = !grid.offsetWidth;
+  }
+
+  const loupe = {
+    show() {
+      const centre = grid.querySelector(".centre");
+      if (!current || !centre || !centre.src) return;
+      const c = centre.getBoundingClientRect();
+      const s = stage.getBoundingClientRect();
+      const box = Math.min(2 * c.width, viewer.clientWidth - 8, viewer.clientHeight - 8);
+      const el = $("loupe");
+      Object.assign(el.style, {
+        width: `${box}px`, height: `${box}px`,
+        left: `${c.left - s.left + c.width / 2 - box / 2}px`,
+        top: `${Math.max(4, c.top - s.top + c.height / 2 - box / 2)}px`,
+        backgroundImage: `url("${centre.src}")`,
+        backgroundSize: `${2 * c.width}px ${2 * c.height}px`,
+      });
+      el.hidden = false;
+    },
+    hide() { $("loupe").hidden = true; },
+  };
+
+  let pan = null;
+  viewer.addEventListener("pointerdown", (e) => {
+    if (e.button !== 0) return;
+    e.preventDefault();
+    pan = {x: e.clientX, y: e.clientY, left: viewer.scrollLeft, top: viewer.scrollTop, id: e.pointerId};
+    viewer.setPointerCapture(e.pointerId);
+    viewer.classList.add("panning");
+  });
+  viewer.addEventListener("pointermove", (e) => {
+    if (!pan || e.pointerId !== pan.id) return;
+    viewer.scrollLeft = pan.left - (e.clientX - pan.x);
+    viewer.scrollTop = pan.top - (e.clientY - pan.y);
+  });
+  const endPan = (e) => {
+    if (!pan || e.pointerId !== pan.id) return;
+    pan = null;
+    viewer.classList.remove("panning");
+  };
+  viewer.addEventListener("pointerup", endPan);
+  viewer.addEventListener("pointercancel", endPan);
+  viewer.addEventListener("dragstart", (e) => e.preventDefault());
+  window.addEventListener("resize", fitViewer);
+  window.addEventListener("blur", loupe.hide);
 
   const exclude = {
     open() { if (current) $("exclude-box").hidden = false; },
@@ -194,8 +329,18 @@
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.target.closest("input, select, textarea")) return;
     const key = event.key;
+    // A focused button must never turn Space or Enter into a click: only the keys below
+    // decide anything.
+    if ((key === " " || key === "Enter") && event.target.closest("button")) {
+      event.preventDefault();
+    }
+    if (key === " ") {
+      event.preventDefault();
+      if (!event.repeat) loupe.show();
+      return;
+    }
     const help = $("help");
-    if (key === "Escape") { help.hidden = true; exclude.close(); return; }
+    if (key === "Escape") { help.hidden = true; exclude.close(); say(""); return; }
     if (exclude.isOpen()) {
       const reason = cfg.reasons[Number(key) - 1];
       if (reason) { event.preventDefault(); exclude.choose(reason); }
@@ -204,6 +349,7 @@
     const lower = key.length === 1 ? key.toLowerCase() : key;
     const actions = {
       Enter: () => decide("confirm"),
+      ";": acceptModel,
       Backspace: undo,
       s: skip,
       u: () => decide("unsure"),
@@ -218,6 +364,18 @@
   }
 
   document.addEventListener("keydown", onKey);
+  document.addEventListener("keyup", (event) => {
+    if (event.key === " ") { event.preventDefault(); loupe.hide(); }
+  });
+  // Buttons act on the click and keep no focus, so no later key press can "press" them.
+  const review = $("review");
+  review.addEventListener("mousedown", (e) => {
+    if (e.target.closest("button")) e.preventDefault();
+  });
+  review.addEventListener("click", (e) => {
+    const button = e.target.closest("button");
+    if (button && e.detail !== 0) button.blur();
+  }, {capture: true});
   $("class-buttons").addEventListener("click", (e) => {
     const button = e.target.closest("button[data-class]");
     if (button) chooseClass(Number(button.dataset.class));
@@ -227,6 +385,7 @@
     if (!button) return;
     const a = button.dataset.action;
     const run = {confirm: () => decide("confirm"), unsure: () => decide("unsure"),
+      accept: acceptModel,
       exclude: exclude.open, skip, undo, help: () => { $("help").hidden = !$("help").hidden; },
       context: () => toggle("context", "on", "off"), zoom: () => toggle("zoom", "fit", "full")};
     run[a]();
@@ -236,5 +395,6 @@
     if (button) exclude.choose(button.dataset.reason);
   });
 
+  fitViewer();
   refill().then(() => showNext());
 })();

@@ -24,7 +24,8 @@ window.reviewApi = (() => {
     say(text, kind) {
       const banner = document.getElementById("banner");
       banner.textContent = text;
-      banner.className = "banner " + (kind || "info");
+      banner.classList.remove("info", "warning", "error");
+      banner.classList.add(kind || "info"); // keeps its placement (e.g. "toast")
       banner.hidden = !text;
     },
 
