@@ -1,5 +1,6 @@
 // Grid mode: a page of centre patches; relabel the odd ones out, agree to the rest at once.
-// Every patch still gets its own review row (one batch request per action).
+// Every patch still gets its own review row (one batch request per action). Enter agrees
+// only to the patches that have been fully on screen; every batch can be undone.
 "use strict";
 
 (() => {
@@ -8,20 +9,52 @@
   const $ = (id) => document.getElementById(id);
   const classById = new Map(cfg.classes.map((c) => [c.id, c]));
   const classByKey = new Map(cfg.classes.filter((c) => c.hotkey).map((c) => [c.hotkey, c]));
-  let items = []; // {item, el, selected, done}
+  let items = []; // {item, el, selected, done, seen, relabelled}
   let focus = 0;
   let anchor = null;
+  let batches = []; // what each action on this page did, newest last: [{entries, kind}]
 
   const api = (path, body) => window.reviewApi.post(cfg.api, path, body);
   const say = window.reviewApi.say;
 
-  function caption(item) {
+  // "Seen" = the whole patch has been inside the window at some time on this page.
+  const watcher = new IntersectionObserver((records) => {
+    let changed = false;
+    for (const r of records) {
+      const entry = items.find((e) => e.el === r.target);
+      if (entry && r.isIntersecting && r.intersectionRatio >= 0.99 && !entry.seen) {
+        entry.seen = true;
+        changed = true;
+      }
+    }
+    if (changed) status();
+  }, {threshold: [0.99]});
+
+  function captionParts(item) {
     const label = classById.get(item.current_label);
-    const model = item.model ? ` · model: ${item.model.top[0].name}` : "";
-    return `${label ? label.name : "(none)"}${model}`;
+    const labelName = label ? label.name : "(none)";
+    const top = item.model && item.model.top.length ? item.model.top[0] : null;
+    return {labelName, top, disagree: Boolean(top && top.name !== labelName)};
+  }
+
+  function fillCaption(cap, item) {
+    const {labelName, top, disagree} = captionParts(item);
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = labelName;
+    const parts = [label];
+    if (top) {
+      const model = document.createElement("span");
+      model.className = "model" + (disagree ? " disagree" : "");
+      model.textContent = `model: ${top.name} ${(top.p * 100).toFixed(0)}%`;
+      parts.push(model);
+    }
+    cap.replaceChildren(...parts);
+    cap.title = parts.map((p) => p.textContent).join(" · ");
   }
 
   function render() {
+    watcher.disconnect();
     $("grid-items").replaceChildren(...items.map((entry, i) => {
       const fig = document.createElement("figure");
       fig.dataset.patch = entry.item.patch;
@@ -29,13 +62,21 @@
       img.src = entry.item.grid[12];
       img.alt = entry.item.image_name;
       const cap = document.createElement("figcaption");
-      cap.textContent = caption(entry.item);
       fig.append(img, cap);
       fig.addEventListener("click", (e) => select(i, e.shiftKey));
       entry.el = fig;
+      watcher.observe(fig);
       return fig;
     }));
     refresh();
+  }
+
+  function status() {
+    const open = items.filter((e) => !e.done).length;
+    const chosen = items.filter((e) => e.selected && !e.done).length;
+    const ready = items.filter((e) => !e.done && !e.selected && e.seen).length;
+    $("grid-status").textContent =
+      `${chosen} selected · ${open} open on this page · Enter agrees to ${ready} seen`;
   }
 
   function refresh() {
@@ -43,11 +84,9 @@
       entry.el.classList.toggle("selected", entry.selected);
       entry.el.classList.toggle("done", entry.done);
       entry.el.classList.toggle("focused", i === focus);
-      entry.el.querySelector("figcaption").textContent = caption(entry.item);
+      fillCaption(entry.el.querySelector("figcaption"), entry.item);
     });
-    const open = items.filter((e) => !e.done).length;
-    const chosen = items.filter((e) => e.selected && !e.done).length;
-    $("grid-status").textContent = `${chosen} selected · ${open} open on this page`;
+    status();
   }
 
   function select(i, range) {
@@ -63,51 +102,120 @@
     refresh();
   }
 
-  async function send(entries, decision) {
+  function apply(entry, result) {
+    entry.item.version = result.patch.version;
+    entry.item.current_label = result.patch.current_label;
+  }
+
+  // The summary of this page, with the undo of the last batch.
+  function summarise(lead, problems) {
+    const confirmed = items.filter((e) => e.done && !e.relabelled).length;
+    const relabelled = items.filter((e) => e.done && e.relabelled).length;
+    const unseen = items.filter((e) => !e.done && !e.seen).length;
+    const open = items.filter((e) => !e.done).length;
+    let text = `${lead} This page: ${confirmed} confirmed, ${relabelled} relabelled`;
+    if (unseen) text += `; ${unseen} not yet seen left open (scroll to them, then Enter again)`;
+    else if (!open) text += "; page done: Enter loads the next page";
+    text += ".";
+    if (problems.length) text += " " + problems.join(" ");
+    say(text, problems.length ? "warning" : "info");
+    if (batches.length) {
+      const undo = document.createElement("button");
+      undo.type = "button";
+      undo.dataset.undo = "";
+      undo.innerHTML = "<kbd>⌫</kbd> undo this batch";
+      undo.addEventListener("click", undoBatch);
+      $("banner").append(" ", undo);
+    }
+  }
+
+  async function send(entries, decision, kind) {
     if (!entries.length) return;
     const decisions = entries.map((e) => Object.assign({
       patch: e.item.patch, patch_version: e.item.version,
       model_version: e.item.model ? e.item.model.version : "",
       shown_probabilities: e.item.model ? e.item.model.top : null,
     }, decision(e)));
-    const {status, data} = await api("/reviews/batch/", {decisions});
-    if (status !== 200) { say(data.detail || `Not saved (HTTP ${status})`, "error"); return; }
+    const {status: code, data} = await api("/reviews/batch/", {decisions});
+    if (code !== 200) { say(data.detail || `Not saved (HTTP ${code})`, "error"); return; }
     const problems = [];
+    const saved = [];
     data.results.forEach((result, k) => {
       const entry = entries[k];
       if (result.status === 201) {
         entry.done = true;
         entry.selected = false;
-        entry.item.version = result.patch.version;
-        entry.item.current_label = result.patch.current_label;
+        entry.relabelled = decisions[k].action === "correct" &&
+          result.patch.current_label !== entry.item.current_label;
+        apply(entry, result);
+        saved.push(entry);
       } else {
         problems.push(`${entry.item.image_name}: ${result.detail}`);
       }
     });
-    if (problems.length) say(problems.join(" "), "warning"); else say("");
+    if (saved.length) batches.push({entries: saved, kind});
     refresh();
-    if (items.every((e) => e.done)) load();
+    const lead = kind === "relabel" ? `Relabelled ${saved.length}.` : `Confirmed ${saved.length}.`;
+    summarise(lead, problems);
+  }
+
+  async function undoBatch() {
+    const batch = batches.pop();
+    if (!batch) { say("Nothing to undo on this page.", "info"); return; }
+    const decisions = batch.entries.map((e) => ({
+      patch: e.item.patch, patch_version: e.item.version, action: "undo"}));
+    const {status: code, data} = await api("/reviews/batch/", {decisions});
+    if (code !== 200) {
+      batches.push(batch);
+      say(data.detail || `Undo failed (HTTP ${code})`, "error");
+      return;
+    }
+    const problems = [];
+    let undone = 0;
+    data.results.forEach((result, k) => {
+      const entry = batch.entries[k];
+      if (result.status === 201) {
+        entry.done = false;
+        entry.relabelled = false;
+        apply(entry, result);
+        undone += 1;
+      } else {
+        problems.push(`${entry.item.image_name}: ${result.detail}`);
+      }
+    });
+    refresh();
+    summarise(`Undone: ${undone} back open.`, problems);
   }
 
   function relabel(classId) {
     const chosen = items.filter((e) => e.selected && !e.done);
     if (!chosen.length) { say("Select the patches to relabel first.", "info"); return; }
     send(chosen, (e) => (classId === e.item.current_label
-      ? {action: "confirm"} : {action: "correct", label: classId}));
+      ? {action: "confirm"} : {action: "correct", label: classId}), "relabel");
   }
 
   function agreeRest() {
-    send(items.filter((e) => !e.selected && !e.done), () => ({action: "confirm"}));
+    const open = items.filter((e) => !e.done);
+    if (!open.length) { load(); return; }
+    const ready = open.filter((e) => !e.selected && e.seen);
+    if (!ready.length) {
+      say("Nothing seen to agree to: scroll to the patches not yet seen first.", "info");
+      return;
+    }
+    send(ready, () => ({action: "confirm"}), "confirm");
   }
 
   async function load() {
-    const {status, data} = await api(`/queues/${cfg.queue}/next/`,
+    const {status: code, data} = await api(`/queues/${cfg.queue}/next/`,
       Object.assign({count: PAGE}, window.reviewApi.filters(cfg.filters)));
-    if (status !== 200) { say(data.detail || `Could not load (HTTP ${status})`, "error"); return; }
-    items = data.items.map((item) => ({item, selected: false, done: false}));
+    if (code !== 200) { say(data.detail || `Could not load (HTTP ${code})`, "error"); return; }
+    items = data.items.map((item) => ({item, selected: false, done: false, seen: false,
+                                       relabelled: false}));
     focus = 0;
     anchor = null;
-    if (!items.length) say("Nothing left in this queue with these filters.", "info");
+    batches = [];
+    say(items.length ? "" : "Nothing left in this queue with these filters.", "info");
+    window.scrollTo(0, 0);
     render();
   }
 
@@ -121,17 +229,27 @@
     if (moves[key] !== undefined && items.length) {
       event.preventDefault();
       focus = Math.max(0, Math.min(items.length - 1, focus + moves[key]));
+      items[focus].el.scrollIntoView({block: "nearest"});
       if (event.shiftKey) select(focus, false); else refresh();
-    } else if (key === " " && items.length) {
-      event.preventDefault();
-      select(focus, false);
+    } else if (key === " ") {
+      event.preventDefault(); // never a click on a focused button
+      if (items.length) select(focus, false);
     } else if (key === "Enter") {
       event.preventDefault();
       agreeRest();
+    } else if (key === "Backspace") {
+      event.preventDefault();
+      undoBatch();
+    } else if (key === "Escape") {
+      say("");
     } else if (classByKey.has(key)) {
       event.preventDefault();
       relabel(classByKey.get(key).id);
     }
+  });
+  // Buttons act on the click and keep no focus, so no later key press can "press" them.
+  document.addEventListener("mousedown", (e) => {
+    if (e.target.closest(".review button")) e.preventDefault();
   });
   $("class-buttons").addEventListener("click", (e) => {
     const button = e.target.closest("button[data-class]");
