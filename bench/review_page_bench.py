@@ -34,13 +34,16 @@ def main() -> None:
     parser.add_argument("--password", default="demo-password")
     parser.add_argument("--queue", default="unreviewed")
     parser.add_argument("--reviews", type=int, default=100)
+    parser.add_argument("--viewport", default="1400x1000",
+                        help="window size, WIDTHxHEIGHT (issue 10: 1280x720 and 1920x1080)")
     parser.add_argument("--think-ms", type=int, default=800,
                         help="time the reviewer looks at each patch before the key press")
     args = parser.parse_args()
+    width, height = (int(v) for v in args.viewport.lower().split("x"))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
                                              args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": width, "height": height})
         page.goto(f"{args.url}/accounts/login/")
         if page.locator("input[name=username]").count():
             page.fill("input[name=username]", args.user)
@@ -65,7 +68,7 @@ def main() -> None:
                                  f"{page.inner_text('#banner')!r}") from None
             latencies.append(page.evaluate("window.reviewPaintedAt - window.keyAt"))
         browser.close()
-    print(f"keypress -> next patch painted over {len(latencies)} reviews "
+    print(f"{width}x{height}: keypress -> next patch painted over {len(latencies)} reviews "
           f"({args.think_ms} ms looking at each): "
           f"median {statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 0.95):.1f} "
           f"ms, max {max(latencies):.1f} ms")
