@@ -1,7 +1,8 @@
 """Review queues: which patches to show next, in what order, leased to whom.
 
 Each queue is a filter and an ORDER BY evaluated in SQL over indexed columns (the model's
-scores come from one filtered join, see :func:`inference.queries.with_scores`). "Next item"
+queues join the active version's narrow score rows, see
+:func:`inference.queries.scored_queue`). "Next item"
 takes leases with ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent reviewers never pick
 the same patch slot, and a double-read patch goes to as many different reviewers as the
 project requires, never twice to one.
@@ -35,7 +36,7 @@ from django.utils import timezone
 from annotations.consensus import DECISIONS
 from annotations.models import Lease, Patch, PatchStatus, Project, Review, ReviewAction
 from annotations.permissions import Act, can
-from inference.queries import active_version, with_scores
+from inference.queries import active_version, scored_queue, with_scores
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -93,18 +94,13 @@ def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFil
     if name == "audit":
         return (patches.annotate(audit_key=audit_key(project)).filter(in_audit_sample(project))
                 .order_by("audit_key", "id"))
-    # The model queues walk a partial index of QueueScore (joined on the patch's key);
+    if version is None and name == "unreviewed":
+        version = active_version(project)
+    if version is None:  # unreviewed without a model: in import order
+        return patches.order_by("id")
+    # The model's queues walk a partial index of the active version's queue scores;
     # ``status`` is still tested on the patch row, which a concurrent decision re-checks.
-    scored = patches.filter(queue_score__project=project, queue_score__unreviewed=True)
-    if name == "disagreement":
-        return scored.filter(queue_score__disagree=True).order_by(
-            F("queue_score__label_quality").asc(nulls_last=True), "queue_score__patch")
-    if name == "uncertain":
-        return scored.filter(queue_score__entropy__isnull=False).order_by(  # as the index
-            F("queue_score__entropy").desc(), "queue_score__patch")
-    # unreviewed: most likely wrong first (unscored patches last), then the rest
-    return scored.order_by(F("queue_score__label_quality").asc(nulls_last=True),
-                           "queue_score__patch")
+    return scored_queue(patches, version, name)
 
 
 def queue_sizes(project: Project) -> dict[str, int | None]:

@@ -20,12 +20,12 @@ from annotations.models import (
     Patch,
     PatchStatus,
     Project,
-    QueueScore,
     Review,
     ReviewAction,
 )
 from annotations.permissions import Act, role_allows
 from annotations.queues import release
+from annotations.signals import review_state_changed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -134,7 +134,7 @@ def _rederive(patch: Patch, project: Project, history: list[Review]) -> None:
     patch.decisions = len(state.decisions)
     patch.version += 1
     patch.save(update_fields=["status", "current_label", "decisions", "version"])
-    if was_unreviewed != (state.status == PatchStatus.UNREVIEWED):  # the queues' mirror
-        QueueScore.objects.filter(patch_id=patch.pk).update(
-            unreviewed=state.status == PatchStatus.UNREVIEWED)
+    if was_unreviewed != (state.status == PatchStatus.UNREVIEWED):  # for the queues' rows
+        review_state_changed.send(sender=Patch, patch_id=patch.pk,
+                                  unreviewed=state.status == PatchStatus.UNREVIEWED)
 

@@ -1,14 +1,15 @@
-"""Activating a model version at SPIDER-skin size: how long the queues' score copy takes.
+"""Activating a model version at SPIDER-skin size, and the queues straight after.
 
-Why: the review queues sort on the active version's scores copied onto the patch rows
-(inference.queue_scores is their one writer), so activating a version rewrites up to every
-patch row of the project; it must stay a matter of seconds at 160k patches (goal <= 2 s).
+Why: the review queues sort on the active version's queue scores. Copying them onto the
+patch rows took 13-17 s at 160k patches; each version now keeps its own score rows, so a
+switch should cost a flag and an anti-join (goal <= 2 s), and the disagreement queue must
+then follow the new version.
 
 It loads (or, with --reuse, keeps) the SPIDER-skin-sized project of bench/review_bench.py
 (its own database, default `reviewbench`), adds a second version whose predictions differ
 from the first on every patch (label quality and entropy shifted, disagreement flipped on
 ~20% of patches), then activates second, first, second ... and prints the median time of
-a switch, and of re-activating the active version (which writes nothing), over --runs runs.
+a switch, of re-activating the active version, and the disagreement queue's size.
 
 Usage: .venv/bin/python bench/activation_bench.py [--reuse] [--patches 160000]
        [--tiles 300000] [--runs 5]
@@ -52,7 +53,14 @@ def second_version():
                            CASE WHEN patch_id %% 5 = 0 THEN NOT disagree ELSE disagree END,
                            out_of_fold, created_at
                     FROM {table} WHERE model_version_id = %s""", [second.pk, first.pk])
+            # ... and its queue rows, as storing those predictions writes them
+            cur.execute("""INSERT INTO inference_queuescore (model_version_id, patch_id,
+                               unreviewed, label_quality, disagree, entropy)
+                           SELECT model_version_id, patch_id, TRUE, label_quality, disagree,
+                                  entropy FROM inference_prediction
+                           WHERE model_version_id = %s""", [second.pk])
             cur.execute(f"ANALYZE {table}")
+            cur.execute("ANALYZE inference_queuescore")
     return first, second
 
 
@@ -88,7 +96,7 @@ def main() -> None:
         print(f"loading {args.patches:,} patches ...", flush=True)
         review_bench.load(args.patches, args.tiles, seed=0)
     first, second = second_version()
-    from annotations.models import Patch, QueueScore
+    from annotations.models import Patch
 
     n = Patch.objects.filter(project=first.project).count()
     timed(first)  # a warm start: both versions' rows in the cache
@@ -97,7 +105,9 @@ def main() -> None:
         switches.append(timed(second))
         switches.append(timed(first))
         again.append(timed(first))
-    disagree = QueueScore.objects.filter(project=first.project, disagree=True).count()
+    from annotations.queues import queue_sizes
+
+    disagree = queue_sizes(first.project)["disagreement"]
     print(f"{n:,} patches; switching the active version: median "
           f"{statistics.median(switches):.2f} s (min {min(switches):.2f}, max "
           f"{max(switches):.2f}, {len(switches)} switches); re-activating the active one: "

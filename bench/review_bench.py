@@ -252,10 +252,6 @@ def load(patches: int, tiles: int, seed: int) -> None:
 
         started = time.perf_counter()
         copy_rows(Patch, PATCH_COLUMNS, patch_rows())
-        with connection.cursor() as cur:  # each patch's queue row, as the importer makes
-            cur.execute("INSERT INTO annotations_queuescore (patch_id, project_id, unreviewed,"
-                        " disagree) SELECT id, project_id, TRUE, FALSE FROM annotations_patch"
-                        " WHERE project_id = %s", [project.pk])
         print(f"  patches     {patches:>9,} rows {time.perf_counter() - started:6.1f} s",
               flush=True)
 
@@ -302,6 +298,11 @@ def load(patches: int, tiles: int, seed: int) -> None:
         copy_rows(Prediction, "patch_id, model_version_id, probabilities, "
                   "predicted_id, confidence, margin, entropy, scored_label_id, label_quality, "
                   "disagree, out_of_fold, created_at", prediction_rows())
+        with connection.cursor() as cur:  # the version's queue rows, as storing predictions
+            cur.execute("INSERT INTO inference_queuescore (model_version_id, patch_id, "
+                        "unreviewed, label_quality, disagree, entropy) SELECT "
+                        "model_version_id, patch_id, TRUE, label_quality, disagree, entropy "
+                        "FROM inference_prediction WHERE model_version_id = %s", [version.pk])
         print(f"  predictions {patches:>9,} rows {time.perf_counter() - started:6.1f} s "
               f"({disagree.mean():.1%} disagree)", flush=True)
 
@@ -321,18 +322,18 @@ def load(patches: int, tiles: int, seed: int) -> None:
 
 
 def sync_queue_scores() -> None:
-    """Copy the active version's scores onto the patch rows, as activating it does in the app
-    (COPY bypassed that), so the queues see them."""
+    """Activate the loaded version as the app does (COPY bypassed it): it adds the queue rows
+    of patches the version did not predict (none here)."""
     from inference.models import ModelVersion
     from inference.queue_scores import activate_version
 
     started = time.perf_counter()
     activate_version(ModelVersion.objects.get(project__slug=SLUG, is_active=True))
-    print(f"  queue scores onto patches {time.perf_counter() - started:6.1f} s", flush=True)
+    print(f"  activate the version  {time.perf_counter() - started:6.1f} s", flush=True)
     from django.db import connection
 
     with connection.cursor() as cur:
-        cur.execute("VACUUM ANALYZE annotations_queuescore")
+        cur.execute("VACUUM ANALYZE inference_queuescore")
 
 
 def reset_reviews() -> None:
@@ -352,13 +353,14 @@ def reset_reviews() -> None:
             f"current_label_id = original_label_id{assignments} WHERE project_id = %s AND id IN"
             " (SELECT patch_id FROM annotations_lease UNION SELECT patch_id FROM "
             "annotations_review)", [*others.values(), pid])
-        cur.execute("UPDATE annotations_queuescore SET unreviewed = TRUE WHERE project_id = %s"
-                    " AND NOT unreviewed", [pid])
+        cur.execute("UPDATE inference_queuescore q SET unreviewed = TRUE FROM "
+                    "annotations_patch p WHERE p.id = q.patch_id AND p.project_id = %s "
+                    "AND NOT q.unreviewed", [pid])
         for table in ("annotations_lease", "annotations_review"):
             cur.execute(f"DELETE FROM {table} WHERE patch_id IN "
                         "(SELECT id FROM annotations_patch WHERE project_id = %s)", [pid])
     with connection.cursor() as cur:
-        cur.execute("VACUUM ANALYZE annotations_patch, annotations_queuescore, "
+        cur.execute("VACUUM ANALYZE annotations_patch, inference_queuescore, "
                     "annotations_lease, annotations_review")
 
 

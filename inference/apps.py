@@ -8,6 +8,8 @@ class InferenceConfig(AppConfig):
     def ready(self) -> None:
         from inference.actions import register_job_types
         from inference.panels import register_panels
+        from inference.queue_scores import connect
 
         register_job_types()
         register_panels()
+        connect()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
 
 from annotations.models import LabelClass, Patch, Project, Tile, TrackedJob
@@ -140,6 +141,44 @@ class Prediction(models.Model):
     def __str__(self) -> str:
         return f"patch {self.patch_id} by model {self.model_version_id}"
 
+
+
+class QueueScore(models.Model):
+    """One model version's scores for one patch as the review queues sort them, and whether
+    the patch awaits review: narrow rows with three partial indexes per version.
+
+    Every version keeps its own rows (written as it predicts), so activating a version
+    writes nothing per patch: the queues simply read the active version's rows. Written
+    only by :mod:`inference.queue_scores`: scores when predictions are stored, a row with
+    no scores for a patch the version has not predicted (so it still has its place in the
+    unreviewed queue), and ``unreviewed`` when the review path says a patch's state changed
+    (``annotations.signals``).
+    """
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE,
+                                      related_name="+", db_index=False)  # indexes lead with it
+    patch = models.ForeignKey(Patch, on_delete=models.CASCADE, related_name="queue_scores")
+    unreviewed = models.BooleanField(default=True)
+    label_quality = models.FloatField(null=True, blank=True)
+    disagree = models.BooleanField(default=False)
+    entropy = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "patch"], name="queue_score_once"),
+        ]
+        indexes = [
+            models.Index(fields=["model_version", "label_quality", "patch"],
+                         condition=models.Q(unreviewed=True), name="queue_score_unreviewed"),
+            models.Index(fields=["model_version", "label_quality", "patch"],
+                         condition=models.Q(unreviewed=True, disagree=True),
+                         name="queue_score_disagreement"),
+            models.Index(F("model_version"), F("entropy").desc(), F("patch"),
+                         condition=models.Q(unreviewed=True), name="queue_score_uncertain"),
+        ]
+
+    def __str__(self) -> str:
+        return f"queue scores of patch {self.patch_id} by model {self.model_version_id}"
 
 
 class InferenceJob(TrackedJob):

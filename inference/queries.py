@@ -104,3 +104,30 @@ def disagreement_order(patches: QuerySet[Patch], version: ModelVersion) -> Query
     """Patches whose label the model disputes, worst label quality first."""
     return (with_scores(patches, version).filter(opinion_disagree=True)
             .order_by(F("opinion_label_quality").asc(nulls_last=True), "id"))
+
+
+SCORED_QUEUES = ("disagreement", "uncertain", "unreviewed")
+
+
+def scored_queue(patches: QuerySet[Patch], version: ModelVersion, name: str) -> QuerySet[Patch]:
+    """``patches`` in the order of queue ``name`` by ``version``'s queue scores, keeping those
+    whose score row says they await review (the caller also filters the patch's status,
+    which a concurrent decision re-checks on the locked row).
+
+    One join with the version's narrow score rows (``inference.models.QueueScore``), walked
+    in order by the partial index of that queue: disagreement (worst label quality first),
+    uncertain (highest entropy first), unreviewed (worst label quality first, unscored last).
+    """
+    if name not in SCORED_QUEUES:
+        raise ValueError(f"{name!r} is not a scored queue ({', '.join(SCORED_QUEUES)})")
+    scored = patches.annotate(
+        queue=FilteredRelation("queue_scores",
+                               condition=Q(queue_scores__model_version=version)),
+    ).filter(queue__unreviewed=True)
+    if name == "disagreement":
+        return scored.filter(queue__disagree=True).order_by(
+            F("queue__label_quality").asc(nulls_last=True), "queue__patch")
+    if name == "uncertain":
+        return scored.filter(queue__entropy__isnull=False).order_by(  # as the index
+            F("queue__entropy").desc(), "queue__patch")
+    return scored.order_by(F("queue__label_quality").asc(nulls_last=True), "queue__patch")

@@ -1,66 +1,83 @@
-"""The one writer of the queue scores (``annotations.QueueScore``: label quality,
-disagreement, entropy): copies of the active model version's scores, so each review queue
-is one partial-index scan instead of a join with the predictions sorted per request.
+"""The one writer of the queue scores (:class:`inference.models.QueueScore`): each model
+version's label quality, disagreement and entropy per patch, and whether the patch awaits
+review, in narrow rows that the review queues walk by partial index.
 
-Two ways in: :func:`store` when the active version predicts some patches, and
-:func:`activate_version`, which copies a whole version's scores in two set-based
-statements over the narrow score rows (see bench/activation_bench.py for the figures).
+Every version keeps its own rows, written as it predicts (:func:`store`), so activating a
+version (:func:`activate_version`) writes nothing per patch: it flips the active flag and
+adds empty rows only for patches the version has never predicted. Patches imported later
+and changes of review state arrive as signals from annotations (:func:`connect`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connection, transaction
 
-from annotations.models import QueueScore
-from inference.models import ModelVersion, Prediction
+from annotations.models import Patch, PatchStatus
+from annotations.signals import patches_created, review_state_changed
+from inference.models import ModelVersion, QueueScore
 
-SCORE_COLUMNS = ("label_quality", "disagree", "entropy")
+SCORE_COLUMNS = ["label_quality", "disagree", "entropy"]
 
 
 def store(version: ModelVersion, patch_ids: Sequence[int], quality: Sequence[float | None],
           disagree: Sequence[bool], entropy: Sequence[float | None]) -> None:
-    """Copy fresh scores of ``version`` onto the patches, if it is the active version."""
-    if not ModelVersion.objects.filter(pk=version.pk, is_active=True).exists():
-        return
-    rows = [QueueScore(patch_id=pid, label_quality=q, disagree=d, entropy=e)
+    """Upsert ``version``'s scores for the given patches (active or not)."""
+    waiting = set(Patch.objects.filter(pk__in=patch_ids, status=PatchStatus.UNREVIEWED)
+                  .values_list("id", flat=True))
+    rows = [QueueScore(model_version_id=version.pk, patch_id=pid, unreviewed=pid in waiting,
+                       label_quality=q, disagree=d, entropy=e)
             for pid, q, d, e in zip(patch_ids, quality, disagree, entropy, strict=True)]
-    QueueScore.objects.bulk_update(rows, list(SCORE_COLUMNS), batch_size=2000)
+    QueueScore.objects.bulk_create(rows, update_conflicts=True,
+                                   unique_fields=["model_version", "patch"],
+                                   update_fields=[*SCORE_COLUMNS, "unreviewed"],
+                                   batch_size=2000)
 
 
 def activate_version(version: ModelVersion) -> None:
-    """Make ``version`` its project's active one and copy its scores onto the patches
-    (patches it has not predicted get none). One transaction: the queues never see a mix."""
+    """Make ``version`` the one its project's queues and review page use. One transaction:
+    the queues never see a mix of two versions."""
     with transaction.atomic():
         (ModelVersion.objects.select_for_update()
          .filter(project_id=version.project_id, is_active=True).exclude(pk=version.pk)
          .update(is_active=False))
         ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
-        _copy_scores(version)
+        add_missing_rows(version)
     version.is_active = True
 
 
-def _copy_scores(version: ModelVersion) -> None:
-    score, prediction = QueueScore._meta.db_table, Prediction._meta.db_table
-    # Only rows whose scores change are written: re-activating costs next to nothing.
-    differs = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
+def add_missing_rows(version: ModelVersion, patch_ids: Sequence[int] | None = None) -> None:
+    """Give every patch of the project (or just ``patch_ids``) a row for ``version``, with
+    no scores where it has not predicted the patch: unscored patches keep their place at
+    the end of the unreviewed queue. One INSERT ... SELECT of the rows that are missing."""
+    score, patch = QueueScore._meta.db_table, Patch._meta.db_table
+    only = f"AND p.id IN ({', '.join(['%s'] * len(patch_ids))})" if patch_ids else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""UPDATE {score} SET label_quality = pr.label_quality, disagree = pr.disagree,
-                       entropy = pr.entropy
-                FROM {prediction} pr
-                WHERE pr.patch_id = {score}.patch_id AND pr.model_version_id = %s
-                  AND {score}.project_id = %s
-                  AND ({score}.label_quality {differs} pr.label_quality
-                       OR {score}.disagree {differs} pr.disagree
-                       OR {score}.entropy {differs} pr.entropy)""",
-            [version.pk, version.project_id])
-        cursor.execute(
-            f"""UPDATE {score} SET label_quality = NULL, disagree = FALSE, entropy = NULL
-                WHERE project_id = %s
-                  AND (label_quality IS NOT NULL OR disagree OR entropy IS NOT NULL)
-                  AND NOT EXISTS (SELECT 1 FROM {prediction} pr
-                                  WHERE pr.patch_id = {score}.patch_id
-                                    AND pr.model_version_id = %s)""",
-            [version.project_id, version.pk])
+            f"""INSERT INTO {score} (model_version_id, patch_id, unreviewed, disagree)
+                SELECT %s, p.id, p.status = %s, FALSE FROM {patch} p
+                WHERE p.project_id = %s {only}
+                  AND NOT EXISTS (SELECT 1 FROM {score} q
+                                  WHERE q.model_version_id = %s AND q.patch_id = p.id)""",
+            [version.pk, PatchStatus.UNREVIEWED, version.project_id, *(patch_ids or []),
+             version.pk])
+
+
+def _patches_created(sender: Any, *, project_id: int, patch_ids: list[int],
+                     **kwargs: Any) -> None:
+    version = ModelVersion.objects.filter(project_id=project_id, is_active=True).first()
+    if version is not None:
+        add_missing_rows(version, patch_ids)
+
+
+def _review_state_changed(sender: Any, *, patch_id: int, unreviewed: bool,
+                          **kwargs: Any) -> None:
+    QueueScore.objects.filter(patch_id=patch_id).update(unreviewed=unreviewed)
+
+
+def connect() -> None:
+    """InferenceConfig.ready connects the receivers."""
+    patches_created.connect(_patches_created, dispatch_uid="queue-scores-new-patches")
+    review_state_changed.connect(_review_state_changed, dispatch_uid="queue-scores-review")

@@ -15,7 +15,13 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
 from annotations.models import LabelClass, Patch, Split, Tile
-from inference.models import InferenceJob, ModelVersion, Prediction, TileEmbedding
+from inference.models import (
+    InferenceJob,
+    ModelVersion,
+    Prediction,
+    QueueScore,
+    TileEmbedding,
+)
 from tests.modeling.spider_snapshot import build_spider_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)  # on-commit hooks queue the steps
@@ -213,3 +219,61 @@ def test_queues_follow_the_active_model(imported_4, users, eager, tmp_path):
     activate_version(second)
     assert queue_sizes(imported_4)["disagreement"] == Prediction.objects.filter(
         model_version=second, disagree=True, patch__status="unreviewed").count()
+
+
+def test_queues_follow_decisions_new_patches_and_version_switches(
+        client, imported_4, users, eager, sample_spider, tmp_path):
+    """Through the API: a decision takes a patch out of the model's queues and a reopen
+    brings it back; patches imported after activation join the unreviewed queue (unscored,
+    last); switching versions switches the queues without rewriting the patches."""
+    from tests.test_import_folder import build_image_folder
+
+    train(imported_4, "--name", "first", "--seed", "1")
+    train(imported_4, "--name", "second", "--seed", "2", "--no-activate")
+    api = f"/api/projects/{imported_4.slug}"
+
+    def sizes() -> dict:
+        return client.get(f"{api}/queues/").json()["sizes"]
+
+    client.force_login(users["reviewer"])
+    before = sizes()
+    item = client.post(f"{api}/queues/disagreement/next/", {"count": 1},
+                       content_type="application/json").json()["items"][0]
+    decided = client.post(f"{api}/patches/{item['patch']}/reviews/",
+                          {"action": "confirm", "patch_version": item["version"]},
+                          content_type="application/json")
+    assert decided.status_code == 201, decided.content
+    after = sizes()
+    assert after["disagreement"] == before["disagreement"] - 1
+    assert after["unreviewed"] == before["unreviewed"] - 1
+    # every version's queue row of the patch left the queues' indexes (their mirror)
+    assert set(QueueScore.objects.filter(patch_id=item["patch"])
+               .values_list("unreviewed", flat=True)) == {False}
+    client.force_login(users["admin"])
+    version = Patch.objects.get(pk=item["patch"]).version
+    reopened = client.post(f"{api}/patches/{item['patch']}/reviews/",
+                           {"action": "reopen", "patch_version": version},
+                           content_type="application/json")
+    assert reopened.status_code == 201, reopened.content
+    assert sizes() == before
+    assert set(QueueScore.objects.filter(patch_id=item["patch"])
+               .values_list("unreviewed", flat=True)) == {True}
+
+    build_image_folder(tmp_path / "more", sample_spider)
+    call_command("import_folder", str(tmp_path / "more"), project=imported_4.slug,
+                 stdout=io.StringIO())
+    grown = Patch.objects.filter(project=imported_4, status="unreviewed").count()
+    assert sizes()["unreviewed"] == grown > before["unreviewed"]
+    client.force_login(users["reviewer"])
+    last = client.post(f"{api}/queues/unreviewed/next/", {"count": grown},
+                       content_type="application/json").json()["items"]
+    newest = set(Patch.objects.filter(project=imported_4).order_by("-id")
+                 .values_list("id", flat=True)[: grown - before["unreviewed"]])
+    assert {i["patch"] for i in last[-len(newest):]} == newest  # unscored: at the end
+
+    second = ModelVersion.objects.get(name="second")
+    client.force_login(users["admin"])
+    assert client.post(f"{api}/models/{second.pk}/activate/").status_code == 200
+    expected = Prediction.objects.filter(model_version=second, disagree=True,
+                                         patch__status="unreviewed").count()
+    assert sizes()["disagreement"] == expected

@@ -13,11 +13,11 @@ from annotations.models import (
     LabelClass,
     Patch,
     Project,
-    QueueScore,
     Slide,
     Tile,
     TileName,
 )
+from annotations.signals import patches_created
 from annotations.tilestore import storage_name, store_tile_bytes
 
 from .report import ImportReport
@@ -243,13 +243,14 @@ class ProjectWriter:
         return patch_id in self._patches_made
 
     def create_patches(self, patches: list[Patch]) -> None:
-        """Insert ``patches``, each with its (empty) row of queue scores."""
+        """Insert ``patches`` and announce them (the model's queue scores add their rows)."""
         created = Patch.objects.bulk_create(patches)
-        QueueScore.objects.bulk_create([QueueScore(patch_id=p.pk, project_id=p.project_id)
-                                        for p in created])
         for patch in created:
             self._patches_made.add(patch.pk)
         self.report.patches_created += len(patches)
+        if created:
+            patches_created.send(sender=Patch, project_id=self.project.pk,
+                                 patch_ids=[p.pk for p in created])
 
     def new_patch(self, *, slide_id: int, split: str, image_name: str, grid: list[int | None],
                   label_id: int | None) -> Patch:

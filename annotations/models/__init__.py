@@ -5,7 +5,6 @@ from .jobs import ImportJob, TrackedJob
 from .leases import Lease
 from .patches import Patch, PatchStatus, Split
 from .projects import LabelClass, Membership, Project, Role, Slide
-from .queue_scores import QueueScore
 from .reviews import Review, ReviewAction
 from .tiles import Tile, TileName
 
@@ -18,7 +17,6 @@ __all__ = [
     "Patch",
     "PatchStatus",
     "Project",
-    "QueueScore",
     "Review",
     "ReviewAction",
     "Role",

@@ -73,7 +73,7 @@ class Patch(models.Model):
             models.Index(fields=["project", "status", "id"], name="patch_status"),
             models.Index(fields=["project", "split", "id"], name="patch_split"),
             models.Index(fields=["project", "slide", "id"], name="patch_slide"),
-        ]  # the queues' indexes are on QueueScore (annotations.models.queue_scores)
+        ]  # the queues' indexes are on inference.QueueScore
 
     def __str__(self) -> str:
         return self.image_name
