@@ -7,5 +7,7 @@ class AnnotationsConfig(AppConfig):
 
     def ready(self) -> None:
         from annotations.actions import register_job_types
+        from annotations.project_plots import register_plots
 
         register_job_types()
+        register_plots()

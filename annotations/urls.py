@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotations import review_views, views
+from annotations import plot_views, review_views, views
 
 urlpatterns = [
     path("", views.project_list, name="project-list"),
@@ -13,6 +13,7 @@ urlpatterns = [
     path("p/<slug:slug>/jobs/<str:job_type>/<int:job_id>/<str:operation>/", views.control_job,
          name="control-job"),
     path("tiles/<int:tile_id>/", views.tile_image, name="tile-image"),
+    path("p/<slug:slug>/plots/<slug:name>.svg", plot_views.plot_svg, name="plot-svg"),
 ]
 
 from annotations.exporting import views as export_views  # noqa: E402

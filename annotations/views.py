@@ -27,6 +27,7 @@ from annotations.models import Membership, Patch, Project, Role
 from annotations.models.patches import CENTRE_INDEX
 from annotations.panels import panels_context
 from annotations.permissions import Act, allowed_actions
+from annotations.plots import plots_context
 from annotations.review_views import review_summary
 from annotations.stats import class_counts, slide_counts, split_counts, status_counts
 from annotations.tilestore import open_tile
@@ -60,6 +61,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "jobs": jobs,
         "export_jobs": exports,
         "jobs_active": any(j.is_live for j in [*jobs, *exports]) or panels["panels_active"],
+        "plots": plots_context(project),
     })
 
 

@@ -8,8 +8,10 @@ class InferenceConfig(AppConfig):
     def ready(self) -> None:
         from inference.actions import register_job_types
         from inference.panels import register_panels
+        from inference.plots import register_plots
         from inference.queue_scores import connect
 
         register_job_types()
         register_panels()
+        register_plots()
         connect()

@@ -93,6 +93,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("p/<slug:slug>/imports/", "POST"): "admin",
     ("p/<slug:slug>/jobs/<str:job_type>/<int:job_id>/<str:operation>/", "POST"): "admin",
     ("tiles/<int:tile_id>/", "GET"): "viewer",
+    ("p/<slug:slug>/plots/<slug:name>.svg", "GET"): "viewer",
     ("p/<slug:slug>/exports/", "POST"): "reviewer",
     ("p/<slug:slug>/exports/<int:job_id>/download/", "GET"): "viewer",
     ("p/<slug:slug>/review/", "GET"): "reviewer",
@@ -162,7 +163,8 @@ def url_for(route: str, o: dict, user: str) -> str:
     values = {"slug": o["slug"], "project_slug": o["slug"], "patch_id": o["patch_id"],
               "tile_id": o["tile_id"], "version_id": o["version_id"], "job_id": o["export_id"],
               "queue": "unreviewed", "pk": pk, "uidb64": "MQ", "token": "set-password",
-              "job_type": "export", "operation": "resume"}
+              "job_type": "export", "operation": "resume",
+              "name": "class_counts"}
     url = route.lstrip("^").replace("$", "")
     url = re.sub(r"\^", "", url)
     url = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: str(values[m.group(1)]), url)
