@@ -26,6 +26,7 @@ from annotations.filters import PatchFilterSet
 from annotations.models import Membership, Patch, Project, Role
 from annotations.models.patches import CENTRE_INDEX
 from annotations.panels import panels_context
+from annotations.patch_page import patch_page_context
 from annotations.permissions import Act, allowed_actions
 from annotations.plots import plots_context
 from annotations.review_views import review_summary
@@ -113,6 +114,7 @@ def patch_detail(request: HttpRequest, slug: str, patch_id: int) -> HttpResponse
     history = patch.reviews.select_related("reviewer", "from_label", "to_label").order_by("id")
     return render(request, "annotations/patch_detail.html", {
         "project": project, "patch": patch, "cells": cells, "history": history,
+        **patch_page_context(request, project, patch),
     })
 
 

@@ -37,7 +37,10 @@ def test_patch_browser_filters_and_keyset_pages(client, users, imported):
         html = client.get(url + query).content.decode()
     assert len(queries) <= 8  # session, user, project, role, classes/slides, page: no N+1
     while True:
-        seen += [int(i) for i in re.findall(r"/patches/(\d+)/\"", html)]
+        # each card's link carries the filter (the patch page's previous/next stay in it)
+        links = re.findall(r'/patches/(\d+)/\?([^"]*)"', html)
+        assert all(f"current_label={cls.id}" in q and "after=" not in q for _, q in links)
+        seen += [int(i) for i, _ in links]
         match = re.search(r'id="next-page" href="\?([^"]+)"', html)
         if not match:
             break
