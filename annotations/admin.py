@@ -6,6 +6,7 @@ from annotations.models import (
     Membership,
     Patch,
     Project,
+    ProjectSettingChange,
     Review,
     Slide,
     Tile,
@@ -28,6 +29,26 @@ class ProjectAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "organ", "reviews_required", "created_at"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline, LabelClassInline]
+    # Set on the project's settings page (/p/<slug>/settings/), which keeps an audit row and
+    # re-derives the open patches; an edit here would do neither.
+    readonly_fields = ["reviews_required", "audit_fraction", "lease_seconds"]
+
+
+@admin.register(ProjectSettingChange)
+class ProjectSettingChangeAdmin(admin.ModelAdmin):
+    """The settings page's audit rows: shown, never added, edited or deleted here."""
+
+    list_display = ["project", "field", "old_value", "new_value", "changed_by", "changed_at"]
+    list_filter = ["field"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Slide)
@@ -60,8 +81,9 @@ class ReviewAdmin(admin.ModelAdmin):
     """Reviews are append-only and made by the review path only: the admin shows them and
     never adds, edits or deletes one (an added row would skip consensus and the version)."""
 
-    list_display = ["patch", "reviewer", "action", "from_label", "to_label", "created_at"]
-    list_filter = ["action"]
+    list_display = ["patch", "reviewer", "action", "from_label", "to_label", "source",
+                    "created_at"]
+    list_filter = ["action", "source"]
     raw_id_fields = ["patch"]
 
     def has_add_permission(self, request, obj=None) -> bool:

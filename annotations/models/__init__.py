@@ -1,11 +1,12 @@
 """Data model of a review project: who may do what, and the patches under review."""
 
+from .audit import ProjectSettingChange
 from .exports import ExportJob
 from .jobs import ImportJob, TrackedJob
 from .leases import Lease
 from .patches import Patch, PatchStatus, Split
 from .projects import LabelClass, Membership, Project, Role, Slide
-from .reviews import Review, ReviewAction
+from .reviews import Review, ReviewAction, ReviewSource
 from .tiles import Tile, TileName
 
 __all__ = [
@@ -17,8 +18,10 @@ __all__ = [
     "Patch",
     "PatchStatus",
     "Project",
+    "ProjectSettingChange",
     "Review",
     "ReviewAction",
+    "ReviewSource",
     "Role",
     "Slide",
     "Split",

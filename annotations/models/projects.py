@@ -20,6 +20,16 @@ class Role(models.TextChoices):
         return [r.value for r in order[order.index(cls(role)):]]
 
 
+def default_lease_seconds() -> int:
+    """A new project's lease time: the SPIDER_LEASE_SECONDS setting (300 s unless set)."""
+    return int(settings.SPIDER_LEASE_SECONDS)
+
+
+def percent(fraction: float) -> str:
+    """0.05 -> "5%", 0.125 -> "12.5%" (at most two decimals, no trailing zeros)."""
+    return f"{fraction * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
 class ProjectQuerySet(models.QuerySet["Project"]):
     def restrict(self, user, role: str = Role.VIEWER) -> ProjectQuerySet:
         """Projects in which ``user`` holds ``role`` or a higher one (superusers: all)."""
@@ -45,6 +55,10 @@ class Project(models.Model):
         default=1, validators=[MinValueValidator(1), MaxValueValidator(3)])
     audit_fraction = models.FloatField(
         default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    lease_seconds = models.PositiveIntegerField(
+        default=default_lease_seconds,
+        validators=[MinValueValidator(30), MaxValueValidator(86400)],
+        help_text="how long a reviewer holds a queue item (renewed while their page asks)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ProjectQuerySet.as_manager()
@@ -59,6 +73,11 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def audit_percent(self) -> str:
+        """The audit sample as people write it: 0.05 -> "5%", 0.125 -> "12.5%"."""
+        return percent(self.audit_fraction)
 
     def role_of(self, user) -> str | None:
         """The user's role here, or None for a non-member (superusers act as admins).

@@ -18,6 +18,13 @@ class ReviewAction(models.TextChoices):
     REOPEN = "reopen", "Reopen"
 
 
+class ReviewSource(models.TextChoices):
+    """How a decision was made: one patch at a time (timed), or in a batch (grid mode)."""
+
+    SINGLE = "single", "One at a time"
+    BATCH = "batch", "Batch (grid)"
+
+
 class Review(models.Model):
     """One decision on one patch. Rows are never updated or deleted: the label is derived."""
 
@@ -36,6 +43,9 @@ class Review(models.Model):
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
     model_version = models.CharField(max_length=120, blank=True)
     shown_probabilities = models.JSONField(null=True, blank=True)
+    source = models.CharField(max_length=8, choices=ReviewSource.choices,
+                              default=ReviewSource.SINGLE,
+                              help_text="the decisions endpoint (single) or the batch one")
 
     class Meta:
         ordering = ["patch", "created_at", "id"]
