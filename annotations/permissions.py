@@ -11,8 +11,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, TypeAlias
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
 
-from annotations.models import Project, Role
+from annotations.consensus import SETTLED
+from annotations.models import Project, Review, Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -32,6 +34,7 @@ class Act(StrEnum):
     RUN_MODELS = "run_models"          # start prediction or training
     ACTIVATE_MODEL = "activate_model"
     CONTROL_JOBS = "control_jobs"      # cancel or resume any job of the project
+    MANAGE_SETTINGS = "manage_settings"  # reads required, audit fraction, lease time
 
 
 REQUIRED_ROLE: dict[Act, Role] = {
@@ -45,6 +48,7 @@ REQUIRED_ROLE: dict[Act, Role] = {
     Act.RUN_MODELS: Role.ADMIN,
     Act.ACTIVATE_MODEL: Role.ADMIN,
     Act.CONTROL_JOBS: Role.ADMIN,
+    Act.MANAGE_SETTINGS: Role.ADMIN,
 }
 
 
@@ -70,3 +74,15 @@ def allowed_actions(user: AnyUser, project: Project) -> frozenset[str]:
     """What ``user`` may do in ``project``, for templates: ``{% if "review" in can %}``."""
     role = project.role_of(user)
     return frozenset(act.value for act in Act if role_allows(role, act))
+
+
+def visible_reviews(user: AnyUser, project: Project,
+                    reviews: QuerySet[Review]) -> QuerySet[Review]:
+    """The part of ``reviews`` (of ``project``) that ``user`` may read: admins everything;
+    others their own decisions and everyone's on settled patches, so an open double read
+    stays blind. The API's review list and the patch page both use this."""
+    if can(user, project, Act.ADJUDICATE):
+        return reviews
+    if not user.is_authenticated:
+        return reviews.none()
+    return reviews.filter(Q(reviewer=user) | Q(patch__status__in=SETTLED))

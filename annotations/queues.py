@@ -117,23 +117,28 @@ def _live_leases(now: datetime) -> Case:
                 output_field=IntegerField())
 
 
-def _eligible(patches: QuerySet[Patch], project: Project, user: User,
+def _eligible(patches: QuerySet[Patch], project: Project, user: User, name: str,
               now: datetime) -> QuerySet[Patch]:
-    """Patches this user may be given now: not decided by them since the last reopen, not
-    held or skipped by them, and with a free slot among the reads the project requires.
+    """Patches this user may be given now: not held or skipped by them, and with a free slot.
+
+    A read (every queue but ``disputed``) must not have been decided by them since the last
+    reopen, and has as many slots as the project requires reads. A dispute has one slot, for
+    one adjudicating admin at a time, who may be one of its readers.
 
     The free-slot test reads only the patch row's own columns, so when a concurrent
     reviewer's lease commits first, PostgreSQL re-checks it on the updated row and skips it.
     """
+    mine = Lease.objects.filter(patch=OuterRef("pk"), reviewer=user, expires_at__gt=now)
+    patches = patches.filter(~Exists(mine)).annotate(held=_live_leases(now))
+    if name == "disputed":
+        return patches.filter(held__lt=1)
     last_reopen = (Review.objects.filter(patch=OuterRef(OuterRef("pk")),
                                          action=ReviewAction.REOPEN)
                    .order_by("-id").values("id")[:1])
     decided = Review.objects.filter(patch=OuterRef("pk"), reviewer=user, action__in=DECISIONS,
                                     id__gt=Coalesce(Subquery(last_reopen), Value(0)))
-    mine = Lease.objects.filter(patch=OuterRef("pk"), reviewer=user, expires_at__gt=now)
-    return (patches.filter(~Exists(decided), ~Exists(mine))
-            .annotate(held=_live_leases(now))
-            .filter(decisions__lt=project.reviews_required - F("held")))
+    return patches.filter(~Exists(decided),
+                          decisions__lt=project.reviews_required - F("held"))
 
 
 def _hold(patch_ids: list[int], now: datetime, expires: datetime) -> None:
@@ -151,27 +156,40 @@ def _unhold(patch_ids: list[int]) -> None:
 def lease_next(project: Project, user: User, name: str, count: int = 1,
                filters: QueueFilters = QueueFilters()) -> list[Lease]:
     """Up to ``count`` leases for ``user`` from queue ``name``: the ones they already hold
-    (renewed) first, then new ones taken in queue order, skipping rows others are taking."""
+    (renewed) first, then new ones taken in queue order, skipping rows others are taking.
+
+    Held items that no longer match the queue and ``filters`` (the reviewer changed the
+    filters, or the item left the queue) are released first, for others to take."""
     if name == "disputed" and not can(user, project, Act.ADJUDICATE):
         raise QueueError("only project admins adjudicate disputed items")
     now = timezone.now()
-    expires = now + timedelta(seconds=settings.SPIDER_LEASE_SECONDS)
+    expires = now + timedelta(seconds=project.lease_seconds)
     with transaction.atomic():
-        held = list(Lease.objects.filter(patch__project=project, reviewer=user, queue=name,
-                                         skipped=False, expires_at__gt=now)
-                    .order_by("created_at", "id")[:count])
         # Lock order everywhere: patch rows (by id), then leases, as reviewing.submit does;
         # a decision arriving while the page prefetches must not deadlock with it.
-        held_patches = sorted(lease.patch_id for lease in held)
+        held_patches = sorted(Lease.objects.filter(
+            patch__project=project, reviewer=user, queue=name, skipped=False,
+            expires_at__gt=now).values_list("patch_id", flat=True))
         list(Patch.objects.select_for_update(of=("self",)).filter(pk__in=held_patches)
              .order_by("id").values_list("id", flat=True))
+        matching = set(queue_queryset(project, name, filters).filter(pk__in=held_patches)
+                       .values_list("id", flat=True))
+        stale = [pid for pid in held_patches if pid not in matching]
+        if stale:
+            Lease.objects.filter(patch_id__in=stale, reviewer=user).delete()
+            _unhold(stale)
+        held = list(Lease.objects.filter(patch_id__in=matching, reviewer=user, queue=name,
+                                         skipped=False, expires_at__gt=now)
+                    .order_by("created_at", "id")[:count])
+        kept = sorted(lease.patch_id for lease in held)
         Lease.objects.filter(pk__in=[lease.pk for lease in held]).update(expires_at=expires)
-        Patch.objects.filter(pk__in=held_patches).update(
+        Patch.objects.filter(pk__in=kept).update(
             lease_expires=Greatest(Coalesce(F("lease_expires"), Value(expires)), Value(expires)))
         wanted = count - len(held)
         created: list[Lease] = []
         if wanted > 0:
-            candidates = _eligible(queue_queryset(project, name, filters), project, user, now)
+            candidates = _eligible(queue_queryset(project, name, filters), project, user, name,
+                                   now)
             ids = list(candidates.select_for_update(skip_locked=True, of=("self",))
                        .values_list("id", flat=True)[:wanted])
             _hold(ids, now, expires)
@@ -191,7 +209,7 @@ def lease_patch(project: Project, user: User, patch_id: int, name: str) -> Lease
     if patch is None:
         raise QueueError(f"no patch {patch_id} in project {project.slug}")
     now = timezone.now()
-    expires = now + timedelta(seconds=settings.SPIDER_LEASE_SECONDS)
+    expires = now + timedelta(seconds=project.lease_seconds)
     with transaction.atomic():
         lease, created = Lease.objects.update_or_create(
             patch=patch, reviewer=user,

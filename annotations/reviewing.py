@@ -13,22 +13,28 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 
-from annotations.consensus import decisions_in_force, derive
+from annotations.consensus import decisions_in_force, derive, histories
 from annotations.models import (
     LabelClass,
     Patch,
     PatchStatus,
     Project,
+    ProjectSettingChange,
     Review,
     ReviewAction,
+    ReviewSource,
 )
-from annotations.permissions import Act, role_allows
+from annotations.models.projects import percent
+from annotations.permissions import Act, require, role_allows
 from annotations.queues import release
 from annotations.signals import review_state_changed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+
+    from annotations.permissions import AnyUser
 
 EXCLUDE_REASONS = ("artefact", "out of focus", "no tissue", "other")
 
@@ -61,6 +67,7 @@ class Decision:
     time_spent_ms: int | None = None
     model_version: str = ""
     shown_probabilities: dict[str, object] | list[object] | None = None  # JSON, as shown
+    source: str = ReviewSource.SINGLE  # the batch endpoint (grid mode) says "batch"
 
 
 def _check(project: Project, user: User, role: str | None, decision: Decision) -> None:
@@ -104,6 +111,12 @@ def submit(project: Project, user: User, patch_id: int, decision: Decision) -> P
                 and label.pk == patch.current_label_id
                 and patch.status == PatchStatus.UNREVIEWED):
             action = ReviewAction.CONFIRM  # "correcting" to the shown label is agreeing
+        if (action in (ReviewAction.CONFIRM, ReviewAction.CORRECT)
+                and patch.status == PatchStatus.DISPUTED and role_allows(role, Act.ADJUDICATE)):
+            # An admin's label on a disputed patch settles it (the review page's keys, as
+            # on any queue): confirm keeps the label shown, correct sets the one chosen.
+            action = ReviewAction.ADJUDICATE
+            label = label or patch.current_label
         history = list(Review.objects.filter(patch=patch).order_by("id"))
         if action == ReviewAction.UNDO and not _has_decision_to_undo(history, user):
             raise ValidationError("nothing of yours to undo on this patch")
@@ -114,7 +127,7 @@ def submit(project: Project, user: User, patch_id: int, decision: Decision) -> P
                          patch.current_label_id if action == ReviewAction.CONFIRM else None),
             reason=decision.reason, comment=decision.comment, patch_version=patch.version,
             time_spent_ms=decision.time_spent_ms, model_version=decision.model_version,
-            shown_probabilities=decision.shown_probabilities,
+            shown_probabilities=decision.shown_probabilities, source=decision.source,
         ))
         _rederive(patch, project, history)
         if action != ReviewAction.COMMENT:
@@ -138,3 +151,73 @@ def _rederive(patch: Patch, project: Project, history: list[Review]) -> None:
         review_state_changed.send(sender=Patch, patch_id=patch.pk,
                                   unreviewed=state.status == PatchStatus.UNREVIEWED)
 
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """A project's review settings as its settings page edits them."""
+
+    reviews_required: int
+    audit_fraction: float
+    lease_seconds: int
+
+    @classmethod
+    def of(cls, project: Project) -> ReviewSettings:
+        return cls(project.reviews_required, project.audit_fraction, project.lease_seconds)
+
+    def shown(self) -> dict[str, str]:
+        """Each setting as people read it (the audit rows keep these strings)."""
+        return {"reviews_required": str(self.reviews_required),
+                "audit_fraction": percent(self.audit_fraction),  # as Project.audit_percent
+                "lease_seconds": f"{self.lease_seconds} s"}
+
+
+def update_settings(project: Project, user: AnyUser, new: ReviewSettings,
+                    ) -> list[ProjectSettingChange]:
+    """Save ``new`` (admins only), one audit row per changed setting; a changed number of
+    reads re-derives the patches still open (waiting for reads, or disputed) under the new
+    rule, so none is left waiting for a read the queues will no longer hand out."""
+    editor = require(user, project, Act.MANAGE_SETTINGS)
+    errors = []
+    if not 1 <= new.reviews_required <= 3:
+        errors.append("Reads required must be between 1 and 3.")
+    if not 0.0 <= new.audit_fraction <= 1.0:
+        errors.append("The audit sample must be between 0 and 100%.")
+    if not 30 <= new.lease_seconds <= 86400:
+        errors.append("The lease time must be between 30 and 86400 seconds.")
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        old = ReviewSettings.of(locked)
+        before, after = old.shown(), new.shown()
+        changes = [ProjectSettingChange(project=locked, changed_by=editor, field=field,
+                                        old_value=before[field], new_value=after[field])
+                   for field in before if before[field] != after[field]]
+        if not changes:
+            return []
+        for obj in (locked, project):
+            obj.reviews_required = new.reviews_required
+            obj.audit_fraction = new.audit_fraction
+            obj.lease_seconds = new.lease_seconds
+        locked.save(update_fields=["reviews_required", "audit_fraction", "lease_seconds"])
+        rows = ProjectSettingChange.objects.bulk_create(changes)
+        if old.reviews_required != new.reviews_required:
+            _rederive_open(locked)
+    return rows
+
+
+def _rederive_open(project: Project) -> None:
+    """Re-derive every patch that is not settled and has reads, under the project's rule."""
+    open_ids = list(Patch.objects.filter(project=project).filter(
+        Q(status=PatchStatus.DISPUTED) | Q(status=PatchStatus.UNREVIEWED, decisions__gt=0))
+        .order_by("id").values_list("id", flat=True))
+    for start in range(0, len(open_ids), 1000):
+        chunk = open_ids[start:start + 1000]
+        patches = list(Patch.objects.select_for_update(of=("self",))
+                       .filter(pk__in=chunk).order_by("id"))
+        found = histories(chunk)
+        for patch in patches:
+            state = derive(found[patch.pk], patch.original_label_id, project.reviews_required)
+            if (state.status, state.label_id) != (patch.status, patch.current_label_id):
+                _rederive(patch, project, found[patch.pk])  # a new version only if changed

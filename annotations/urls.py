@@ -9,6 +9,7 @@ urlpatterns = [
     path("p/<slug:slug>/patches/<int:patch_id>/", views.patch_detail, name="patch-detail"),
     path("p/<slug:slug>/members/", views.members, name="members"),
     path("p/<slug:slug>/classes/", views.classes, name="classes"),
+    path("p/<slug:slug>/settings/", views.project_settings, name="project-settings"),
     path("p/<slug:slug>/imports/", views.start_import_view, name="start-import"),
     path("p/<slug:slug>/jobs/<str:job_type>/<int:job_id>/<str:operation>/", views.control_job,
          name="control-job"),

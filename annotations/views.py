@@ -27,9 +27,10 @@ from annotations.models import Membership, Patch, Project, Role
 from annotations.models.patches import CENTRE_INDEX
 from annotations.panels import panels_context
 from annotations.patch_page import patch_page_context
-from annotations.permissions import Act, allowed_actions
+from annotations.permissions import Act, allowed_actions, visible_reviews
 from annotations.plots import plots_context
 from annotations.review_views import review_summary
+from annotations.reviewing import ReviewSettings, update_settings
 from annotations.stats import class_counts, slide_counts, split_counts, status_counts
 from annotations.tilestore import open_tile
 
@@ -101,6 +102,7 @@ def patch_list(request: HttpRequest, slug: str) -> HttpResponse:
     query.pop("after", None)
     return render(request, "annotations/patch_list.html", {
         "project": project, "filter": filterset, "patches": page,
+        "can": allowed_actions(request.user, project),
         "next_after": page[-1].id if has_next else None,
         "query": query.urlencode(), "is_first_page": not after,
     })
@@ -111,10 +113,48 @@ def patch_detail(request: HttpRequest, slug: str, patch_id: int) -> HttpResponse
     patch = access_patch(request.user, project, patch_id)
     cells = [{"tile": tile, "centre": i == CENTRE_INDEX, "row": i // 5, "col": i % 5}
              for i, tile in enumerate(patch.grid)]
-    history = patch.reviews.select_related("reviewer", "from_label", "to_label").order_by("id")
+    history = visible_reviews(request.user, project, patch.reviews.select_related(
+        "reviewer", "from_label", "to_label").order_by("id"))
     return render(request, "annotations/patch_detail.html", {
         "project": project, "patch": patch, "cells": cells, "history": history,
         **patch_page_context(request, project, patch),
+        "can": allowed_actions(request.user, project),
+    })
+
+
+def _number(text: str, kind: type[int] | type[float], name: str) -> int | float:
+    try:
+        return kind(text.strip().rstrip("%").strip())
+    except ValueError:
+        raise ValidationError(f"{name} must be a number, not {text!r}.") from None
+
+
+@require_http_methods(["GET", "POST"])
+def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    """Reads required, the audit sample (as a percent) and the lease time, with who changed
+    what from what to what, when."""
+    project = access_project(request.user, slug, Act.MANAGE_SETTINGS)
+    if request.method == "POST":
+        current = ReviewSettings.of(project)
+        try:
+            new = ReviewSettings(
+                int(_number(request.POST.get("reviews_required", str(current.reviews_required)),
+                            int, "Reads required")),
+                _number(request.POST.get("audit_percent", str(current.audit_fraction * 100)),
+                        float, "The audit sample") / 100,
+                int(_number(request.POST.get("lease_seconds", str(current.lease_seconds)),
+                            int, "The lease time")))
+            changed = update_settings(project, request.user, new)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"Saved: {', '.join(c.field for c in changed)}."
+                             if changed else "Nothing changed.")
+        return redirect("project-settings", slug=project.slug)
+    return render(request, "annotations/settings.html", {
+        "project": project, "can": allowed_actions(request.user, project),
+        "audit_percent": project.audit_percent.rstrip("%"),
+        "changes": project.setting_changes.select_related("changed_by")[:200],
     })
 
 

@@ -90,6 +90,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("p/<slug:slug>/members/", "POST"): "admin",
     ("p/<slug:slug>/classes/", "GET"): "admin",
     ("p/<slug:slug>/classes/", "POST"): "admin",
+    ("p/<slug:slug>/settings/", "GET"): "admin",
+    ("p/<slug:slug>/settings/", "POST"): "admin",
     ("p/<slug:slug>/imports/", "POST"): "admin",
     ("p/<slug:slug>/jobs/<str:job_type>/<int:job_id>/<str:operation>/", "POST"): "admin",
     ("tiles/<int:tile_id>/", "GET"): "viewer",

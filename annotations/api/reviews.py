@@ -7,7 +7,6 @@ points the review page uses, so a script reviews exactly like the browser does.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -16,9 +15,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from annotations.access import access_project
-from annotations.consensus import SETTLED
-from annotations.models import Lease, Patch, Review, ReviewAction
-from annotations.permissions import Act, can
+from annotations.models import Lease, Patch, Review, ReviewAction, ReviewSource
+from annotations.permissions import Act, visible_reviews
 from annotations.queues import (
     QUEUES,
     QueueError,
@@ -51,10 +49,10 @@ class DecisionSerializer(serializers.Serializer):
 
 
 
-def to_decision(d: dict) -> Decision:
+def to_decision(d: dict, source: str = ReviewSource.SINGLE) -> Decision:
     return Decision(d["action"], d["patch_version"], d.get("label"), d.get("reason", ""),
                     d.get("comment", ""), d.get("time_spent_ms"), d.get("model_version", ""),
-                    d.get("shown_probabilities"))
+                    d.get("shown_probabilities"), source)
 
 
 class BatchItemSerializer(DecisionSerializer):
@@ -82,7 +80,7 @@ class ReviewSerializer(serializers.ModelSerializer):
         model = Review
         fields = ["id", "patch", "reviewer", "created_at", "action", "from_label", "to_label",
                   "reason", "comment", "patch_version", "time_spent_ms", "model_version",
-                  "shown_probabilities"]
+                  "shown_probabilities", "source"]
 
 
 def _state(patch: Patch) -> dict:
@@ -155,7 +153,8 @@ def review_batch(request, project_slug: str):
     results = []
     for item in body.validated_data:
         try:
-            response = _decide(request, project, item["patch"], to_decision(item))
+            response = _decide(request, project, item["patch"],
+                               to_decision(item, ReviewSource.BATCH))
             results.append({"patch": item["patch"], "status": response.status_code,
                             **response.data})
         except ValidationError as exc:
@@ -216,7 +215,4 @@ class ReviewViewSet(ProjectScopedViewSet):
     def get_queryset(self):
         reviews = Review.objects.filter(patch__project=self.request.project).select_related(
             "reviewer").order_by("id")
-        if not can(self.request.user, self.request.project, Act.ADJUDICATE):
-            reviews = reviews.filter(Q(reviewer=self.request.user)
-                                     | Q(patch__status__in=SETTLED))
-        return reviews
+        return visible_reviews(self.request.user, self.request.project, reviews)
