@@ -14,17 +14,18 @@ from itertools import combinations
 from django.db.models import Count
 
 from annotations.consensus import Outcome, derive, histories, outcome, settled_outcome
-from annotations.models import Patch, PatchStatus, Project, Review, ReviewAction
+from annotations.models import Patch, PatchStatus, Project, Review, ReviewAction, ReviewSource
 
 
 @dataclass(frozen=True)
 class ReviewerRow:
     username: str
-    decisions: int
-    per_hour: float | None  # decisions per hour over the hours in which they reviewed
-    median_seconds: float | None  # time spent per decision
+    decisions: int  # one at a time (the review page, the decisions endpoint)
+    per_hour: float | None  # those decisions per hour over the hours in which they made them
+    median_seconds: float | None  # time spent per timed decision
     agreement: float | None  # share of their decisions on settled patches matching it
-    compared: int
+    compared: int  # settled patches they decided that someone else decided too
+    grid_decisions: int = 0  # made in a batch (grid mode): untimed, counted apart
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,14 @@ def reviewer_rows(project: Project) -> list[ReviewerRow]:
     hours: dict[str, set] = defaultdict(set)
     spent: dict[str, list[int]] = defaultdict(list)
     counts: Counter = Counter()
-    for name, created, ms in (Review.objects.filter(
+    grid: Counter = Counter()
+    for name, created, ms, source in (Review.objects.filter(
             patch__project=project, action__in=[a.value for a in ReviewAction
                                                 if a not in ("comment", "undo", "reopen")])
-            .values_list("reviewer__username", "created_at", "time_spent_ms")):
+            .values_list("reviewer__username", "created_at", "time_spent_ms", "source")):
+        if source == ReviewSource.BATCH:
+            grid[name] += 1
+            continue
         counts[name] += 1
         hours[name].add(created.replace(minute=0, second=0, microsecond=0))
         if ms is not None:
@@ -61,19 +66,20 @@ def reviewer_rows(project: Project) -> list[ReviewerRow]:
     compared: Counter = Counter()
     for state in states.values():
         settled = settled_outcome(state)
-        if settled is None:
+        if settled is None or len(state.decisions) < 2:  # a lone reader agrees with itself
             continue
         for review in state.decisions.values():
             name = review.reviewer.get_username()
             compared[name] += 1
             agree[name] += outcome(review) == settled
     rows = []
-    for name in sorted(counts):
+    for name in sorted(counts | grid):
         times = sorted(spent[name])
         rows.append(ReviewerRow(
             name, counts[name], counts[name] / len(hours[name]) if hours[name] else None,
             times[len(times) // 2] / 1000 if times else None,
-            agree[name] / compared[name] if compared[name] else None, compared[name]))
+            agree[name] / compared[name] if compared[name] else None, compared[name],
+            grid[name]))
     return rows
 
 

@@ -8,7 +8,7 @@ from django.shortcuts import render
 
 from annotations.access import access_project
 from annotations.dashboards import change_matrix, pair_kappas, reviewer_rows
-from annotations.permissions import Act
+from annotations.permissions import Act, allowed_actions
 from annotations.queues import MODEL_QUEUES, QUEUES, audit_estimate, queue_sizes
 from annotations.reviewing import EXCLUDE_REASONS
 from inference.queries import active_model_name
@@ -51,7 +51,8 @@ def reviewers(request: HttpRequest, slug: str) -> HttpResponse:
     """Reviewer dashboard: throughput, agreement with consensus, kappa between pairs."""
     project = access_project(request.user, slug)
     return render(request, "annotations/reviewers.html", {
-        "project": project, "rows": reviewer_rows(project), "pairs": pair_kappas(project)})
+        "project": project, "rows": reviewer_rows(project), "pairs": pair_kappas(project),
+        "can": allowed_actions(request.user, project)})
 
 
 def review_summary(project) -> dict:
