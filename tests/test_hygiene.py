@@ -117,7 +117,9 @@ def _third_party_imports(folder: str, *, typing_only: bool = False) -> dict[str,
                 continue
             for module in modules:
                 top = module.split(".")[0]
-                if top in sys.stdlib_module_names or top in OWN or top == "__future__":
+                # _typeshed exists only for type checkers (typeshed's stdlib helpers)
+                if (top in sys.stdlib_module_names or top in OWN
+                        or top in ("__future__", "_typeshed")):
                     continue
                 found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
     return found

@@ -124,8 +124,9 @@ def scratch_folder(job: ExportJob) -> Path:
 
 def execute_export_job(job: ExportJob) -> None:
     """Run a claimed job in its scratch folder and store the download (a zip of the folder,
-    or the CSV) in Django's storage; the outcome is recorded on the job, and the scratch
-    folder is removed whatever happens."""
+    or the CSV) in Django's storage; the outcome is recorded on the job. The scratch folder
+    is removed once the download is stored, before the job is marked succeeded (a worker
+    dying in between leaves a stalled job, whose resume clears it), and on any failure."""
     tmp = scratch_folder(job)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -141,6 +142,7 @@ def execute_export_job(job: ExportJob) -> None:
             with open(source, "rb") as handle:
                 job.result_file = default_storage.save(f"exports/{job.project.slug}/{name}",
                                                        File(handle, name=name))
+            shutil.rmtree(tmp, ignore_errors=True)  # before success is recorded
 
         with contextlib.suppress(ExportError):  # recorded on the job
             run_export(job, out, after=store)
