@@ -23,6 +23,7 @@ from django.db.models import (
     Exists,
     F,
     IntegerField,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -109,6 +110,28 @@ def queue_sizes(project: Project) -> dict[str, int | None]:
     return {name: (queue_queryset(project, name).count()
                    if has_model or name not in MODEL_QUEUES else None)
             for name in QUEUES}
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """Why a queue has nothing for a reviewer although items are left in it."""
+
+    held_by_others: int  # items leased to other reviewers now
+    free_at: datetime | None  # when the first of those leases runs out
+    skipped_by_you: int  # items you skipped, kept from you for a while
+
+
+def elsewhere(project: Project, user: User, name: str,
+              filters: QueueFilters = QueueFilters()) -> Elsewhere:
+    """The items of queue ``name`` that are not for ``user`` right now, and until when."""
+    now = timezone.now()
+    items = queue_queryset(project, name, filters).values("id")
+    others = Lease.objects.filter(patch__in=items, expires_at__gt=now, skipped=False).exclude(
+        reviewer_id=user.pk)
+    counts = others.aggregate(n=Count("patch", distinct=True), first=Min("expires_at"))
+    skipped = Lease.objects.filter(patch__in=items, reviewer_id=user.pk, skipped=True,
+                                   expires_at__gt=now).count()
+    return Elsewhere(counts["n"], counts["first"], skipped)
 
 
 def _live_leases(now: datetime) -> Case:

@@ -22,6 +22,7 @@ from annotations.queues import (
     QueueError,
     QueueFilters,
     audit_estimate,
+    elsewhere,
     lease_next,
     lease_patch,
     queue_sizes,
@@ -110,7 +111,12 @@ def queues(request, project_slug: str):
 
 
 @extend_schema(request=NextSerializer, responses=inline_serializer(
-    "NextItems", {"items": serializers.ListField(child=serializers.DictField())}))
+    "NextItems", {"items": serializers.ListField(child=serializers.DictField()),
+                  "elsewhere": inline_serializer("Elsewhere", {
+                      "held_by_others": serializers.IntegerField(),
+                      "free_at": serializers.DateTimeField(allow_null=True),
+                      "skipped_by_you": serializers.IntegerField()}, required=False,
+                      help_text="when fewer items than asked came back: why")}))
 @api_view(["POST"])
 def next_items(request, project_slug: str, queue: str):
     """Lease the next ``count`` items of a queue to you (your held ones first)."""
@@ -126,7 +132,10 @@ def next_items(request, project_slug: str, queue: str):
         leases = lease_next(project, request.user, queue, d["count"], filters)
     except QueueError as exc:
         raise ValidationError({"detail": str(exc)}) from exc
-    return Response({"items": review_items(project, leases)})
+    body: dict[str, object] = {"items": review_items(project, leases)}
+    if len(leases) < d["count"]:  # say why the rest is not for you (the page shows it)
+        body["elsewhere"] = vars(elsewhere(project, request.user, queue, filters))
+    return Response(body)
 
 
 @extend_schema(request=DecisionSerializer, responses={

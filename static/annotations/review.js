@@ -28,6 +28,9 @@
   let inflight = 0; // decisions sent, not yet answered
   let refused = ""; // the server refused this queue (400/403): say why, never ask again
   let misses = 0; // refills in a row that brought nothing: the retry backs off
+  let elsewhere = null; // the server's word on items of this queue not for us right now
+  let startSize = null; // this queue's size when the page opened
+  let countsTimer = 0;
 
   const api = (path, body) => window.reviewApi.post(cfg.api, path, body);
   const say = window.reviewApi.say;
@@ -67,6 +70,7 @@
         say(data.detail || `Could not load the queue (HTTP ${status}); trying again`, "error");
         return;
       }
+      elsewhere = data.elsewhere || null;
       const fresh = data.items.filter((item) => !seen.has(item.patch));
       fresh.forEach((item) => { seen.add(item.patch); buffer.push(preload(item)); });
       misses = fresh.length ? 0 : misses + 1;
@@ -146,12 +150,16 @@
       current = null;
       grid.replaceChildren();
       $("current-label").textContent = "–";
+      $("patch-meta").textContent = "";
       $("model-box").hidden = true;
+      document.querySelectorAll("#class-buttons button").forEach((b) => {
+        b.classList.remove("current", "suggested");
+      });
       document.body.dataset.patch = "";
       $("review-status").textContent = "";
       if (refused) return; // said why in refill; asking again would be refused again
       if (exhausted) {
-        say("This queue is empty for you. Pick another queue above.", "info");
+        say(emptyWhy(), "info");
       } else {
         $("review-status").textContent = "loading…";
         (refill() || Promise.resolve()).then(() => {
@@ -168,6 +176,39 @@
     refill();
   }
 
+  function emptyWhy() {
+    // Say why nothing is left for this reviewer, in the server's numbers.
+    const e = elsewhere;
+    const parts = [];
+    if (e && e.held_by_others) {
+      const until = e.free_at ? new Date(e.free_at).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"}) : "";
+      parts.push(`${e.held_by_others} item${e.held_by_others === 1 ? " is" : "s are"} ` +
+                 `leased to other reviewers${until ? ` (the first comes free at ${until})` : ""}`);
+    }
+    if (e && e.skipped_by_you) {
+      parts.push(`${e.skipped_by_you} you skipped ${e.skipped_by_you === 1 ? "is" : "are"} kept from you for an hour`);
+    }
+    return parts.length ? `Nothing here for you right now: ${parts.join("; ")}. ` +
+      "Pick another queue above, or come back later."
+      : "This queue is empty for you. Pick another queue above.";
+  }
+
+  async function refreshCounts() {
+    // Live queue sizes on the tabs, and how many of this queue are left.
+    clearTimeout(countsTimer);
+    countsTimer = setTimeout(refreshCounts, 15000);
+    const {status, data} = await window.reviewApi.get(cfg.api, "/queues/").catch(() => ({}));
+    if (status !== 200) return;
+    for (const [name, size] of Object.entries(data.sizes)) {
+      const count = document.querySelector(`.queues a[data-queue="${name}"] .count`);
+      if (count && size !== null) count.textContent = size;
+    }
+    const left = data.sizes[cfg.queue];
+    if (left === null || left === undefined) return;
+    if (startSize === null) startSize = left;
+    $("queue-left").textContent = `${left} of ${Math.max(startSize, left)} left in ${cfg.queue}`;
+  }
+
   async function submit(item, body) {
     inflight += 1;
     const {status, data} = await api(`/patches/${item.patch}/reviews/`, body)
@@ -175,6 +216,7 @@
     if (status === 201) {
       done += body.action === "undo" ? -1 : 1;
       $("done-count").textContent = `${done} decided on this page`;
+      refreshCounts();
       return data.patch;
     }
     if (status === 409) {
@@ -396,5 +438,6 @@
   });
 
   fitViewer();
+  refreshCounts();
   refill().then(() => showNext());
 })();

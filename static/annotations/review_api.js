@@ -21,6 +21,12 @@ window.reviewApi = (() => {
       return {status: response.status, data};
     },
 
+    // {status, data} of a GET (same-origin session).
+    async get(base, path) {
+      const response = await fetch(base + path, {credentials: "same-origin"});
+      return {status: response.status, data: await response.json().catch(() => ({}))};
+    },
+
     say(text, kind) {
       const banner = document.getElementById("banner");
       banner.textContent = text;
