@@ -120,14 +120,16 @@ def scored_queue(patches: QuerySet[Patch], version: ModelVersion, name: str) -> 
     """
     if name not in SCORED_QUEUES:
         raise ValueError(f"{name!r} is not a scored queue ({', '.join(SCORED_QUEUES)})")
+    # One filter() call: separate calls on a multi-valued relation would join it again.
+    wanted = {"queue__unreviewed": True}
+    if name == "disagreement":
+        wanted["queue__disagree"] = True
+    elif name == "uncertain":
+        wanted["queue__entropy__isnull"] = False
     scored = patches.annotate(
         queue=FilteredRelation("queue_scores",
                                condition=Q(queue_scores__model_version=version)),
-    ).filter(queue__unreviewed=True)
-    if name == "disagreement":
-        return scored.filter(queue__disagree=True).order_by(
-            F("queue__label_quality").asc(nulls_last=True), "queue__patch")
-    if name == "uncertain":
-        return scored.filter(queue__entropy__isnull=False).order_by(  # as the index
-            F("queue__entropy").desc(), "queue__patch")
+    ).filter(**wanted)
+    if name == "uncertain":  # as the index
+        return scored.order_by(F("queue__entropy").desc(), "queue__patch")
     return scored.order_by(F("queue__label_quality").asc(nulls_last=True), "queue__patch")
