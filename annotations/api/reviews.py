@@ -6,12 +6,15 @@ points the review page uses, so a script reviews exactly like the browser does.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotations.access import access_project
@@ -58,6 +61,18 @@ def to_decision(d: dict, source: str = ReviewSource.SINGLE) -> Decision:
 
 class BatchItemSerializer(DecisionSerializer):
     patch = serializers.IntegerField()
+
+
+def json_object(request: Request) -> dict[str, Any]:
+    """The request body as an object, or a 400 that says so (``[]``, ``"x"``, ``null`` are
+    valid JSON but no request of this API)."""
+    if not isinstance(request.data, dict):
+        raise ValidationError({"detail": "the request body must be a JSON object"})
+    return request.data
+
+
+class LeaseOneSerializer(serializers.Serializer):
+    queue = serializers.ChoiceField(choices=list(QUEUES), default="unreviewed")
 
 
 class NextSerializer(serializers.Serializer):
@@ -123,7 +138,7 @@ def next_items(request, project_slug: str, queue: str):
     project = access_project(request.user, project_slug, Act.REVIEW)
     if queue not in QUEUES:
         raise ValidationError({"detail": f"unknown queue {queue!r}"})
-    params = NextSerializer(data=request.data)
+    params = NextSerializer(data=json_object(request))
     params.is_valid(raise_exception=True)
     d = params.validated_data
     filters = QueueFilters(d.get("current_label"), d.get("predicted_label"), d.get("slide"),
@@ -145,7 +160,7 @@ def review_patch(request, project_slug: str, patch_id: int):
     """Record a decision (confirm, correct, unsure, exclude, comment, undo, adjudicate,
     reopen) made on ``patch_version``; 409 if the patch changed since."""
     project = access_project(request.user, project_slug, Act.REVIEW)
-    body = DecisionSerializer(data=request.data)
+    body = DecisionSerializer(data=json_object(request))
     body.is_valid(raise_exception=True)
     return _decide(request, project, patch_id, to_decision(body.validated_data))
 
@@ -157,7 +172,7 @@ def review_patch(request, project_slug: str, patch_id: int):
 def review_batch(request, project_slug: str):
     """Several decisions (grid mode); each is its own review row and may fail on its own."""
     project = access_project(request.user, project_slug, Act.REVIEW)
-    body = BatchItemSerializer(data=request.data.get("decisions", []), many=True)
+    body = BatchItemSerializer(data=json_object(request).get("decisions", []), many=True)
     body.is_valid(raise_exception=True)
     results = []
     for item in body.validated_data:
@@ -172,15 +187,18 @@ def review_batch(request, project_slug: str):
     return Response({"results": results})
 
 
-@extend_schema(request=inline_serializer("LeaseOne", {"queue": serializers.CharField()}),
+@extend_schema(request=LeaseOneSerializer,
                responses=inline_serializer("Item", {"item": serializers.DictField()}))
 @api_view(["POST"])
 def lease_one(request, project_slug: str, patch_id: int):
     """Hold this patch for you (after an undo, to decide it again) and return its item."""
     project = access_project(request.user, project_slug, Act.REVIEW)
+    body = LeaseOneSerializer(data=json_object(request))
+    body.is_valid(raise_exception=True)
+    if not Patch.objects.filter(project=project, pk=patch_id).exists():
+        raise NotFound(f"No patch {patch_id} in project {project.slug}")
     try:
-        lease = lease_patch(project, request.user, patch_id,
-                            str(request.data.get("queue", "unreviewed"))[:16])
+        lease = lease_patch(project, request.user, patch_id, body.validated_data["queue"])
     except QueueError as exc:
         raise ValidationError({"detail": str(exc)}) from exc
     return Response({"item": review_items(project, [lease])[0]})

@@ -1,0 +1,46 @@
+"""Bad input to the review API gets a 4xx with a message, never a 500 (issue 13, item 1:
+the cases schemathesis found)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from annotations.models import Lease, Patch
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def reviewer(client, users, imported):
+    client.force_login(users["reviewer"])
+    return client
+
+
+def post(client, url: str, raw: str):
+    return client.post(url, raw, content_type="application/json")
+
+
+@pytest.mark.parametrize("raw", ["[]", "[null]", '"x"', "null", "3"])
+def test_non_object_bodies_are_refused_with_a_message(reviewer, imported, raw):
+    patch = Patch.objects.filter(project=imported).first()
+    api = f"/api/projects/{imported.slug}"
+    for url in (f"{api}/reviews/batch/", f"{api}/patches/{patch.pk}/lease/",
+                f"{api}/queues/unreviewed/next/", f"{api}/patches/{patch.pk}/reviews/"):
+        response = post(reviewer, url, raw)
+        assert response.status_code == 400, (url, raw, response.status_code)
+        assert response.json(), (url, raw)
+
+
+def test_lease_takes_only_known_queues_and_404s_a_missing_patch(reviewer, imported):
+    patch = Patch.objects.filter(project=imported).first()
+    url = f"/api/projects/{imported.slug}/patches/{patch.pk}/lease/"
+    for queue in ("no-such-queue", "unreviewed\x00", ""):
+        response = post(reviewer, url, json.dumps({"queue": queue}))
+        assert response.status_code == 400, (queue, response.status_code)
+        assert "queue" in response.json()
+    assert not Lease.objects.exists()  # nothing leased by a refused request
+    missing = post(reviewer, f"/api/projects/{imported.slug}/patches/999999/lease/", "{}")
+    assert missing.status_code == 404 and "No patch 999999" in missing.json()["detail"]
+    assert post(reviewer, url, json.dumps({"queue": "audit"})).status_code == 200
