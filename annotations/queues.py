@@ -226,14 +226,35 @@ def lease_next(project: Project, user: User, name: str, count: int = 1,
     return held + created
 
 
+class LeaseTaken(QueueError):
+    """The patch has no free slot for this reviewer: others hold it (or it is decided)."""
+
+
 def lease_patch(project: Project, user: User, patch_id: int, name: str) -> Lease:
-    """Hold one given patch (the one a reviewer just undid, to decide it again)."""
+    """Hold one given patch (the one a reviewer just undid, to decide it again): renew the
+    lease they hold, or take a free slot: decisions in force plus others' live leases stay
+    within the reads required (one slot for a dispute), so one read never has two holders."""
     patch = Patch.objects.filter(project=project, pk=patch_id).first()
     if patch is None:
         raise QueueError(f"no patch {patch_id} in project {project.slug}")
     now = timezone.now()
     expires = now + timedelta(seconds=project.lease_seconds)
     with transaction.atomic():
+        # Lock order as everywhere: the patch row first, then its leases.
+        list(Patch.objects.select_for_update(of=("self",)).filter(pk=patch.pk)
+             .values_list("id", flat=True))
+        patch.refresh_from_db(fields=["decisions", "status"])
+        holds = Lease.objects.filter(patch=patch, reviewer=user, expires_at__gt=now).exists()
+        others = (Lease.objects.filter(patch=patch, expires_at__gt=now, skipped=False)
+                  .exclude(reviewer=user).order_by("expires_at"))
+        slots = 1 if patch.status == PatchStatus.DISPUTED else project.reviews_required
+        used = others.count() + (0 if patch.status == PatchStatus.DISPUTED else patch.decisions)
+        if not holds and used >= slots:
+            taken = others.first()
+            raise LeaseTaken(
+                f"patch {patch.image_name} is leased to another reviewer until "
+                f"{taken.expires_at:%H:%M:%S} UTC" if taken else
+                f"patch {patch.image_name} has no read left for you")
         lease, created = Lease.objects.update_or_create(
             patch=patch, reviewer=user,
             defaults={"queue": name, "expires_at": expires, "skipped": False})

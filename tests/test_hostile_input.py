@@ -44,3 +44,20 @@ def test_lease_takes_only_known_queues_and_404s_a_missing_patch(reviewer, import
     missing = post(reviewer, f"/api/projects/{imported.slug}/patches/999999/lease/", "{}")
     assert missing.status_code == 404 and "No patch 999999" in missing.json()["detail"]
     assert post(reviewer, url, json.dumps({"queue": "audit"})).status_code == 200
+
+
+def test_a_held_patch_is_not_leased_to_a_second_reviewer(client, users, imported):
+    """Issue 13 item 4: with one read required, 'lease' by another reviewer while the first
+    holds the patch from 'next' gave both a live lease."""
+    api = f"/api/projects/{imported.slug}"
+    client.force_login(users["reviewer"])
+    item = post(client, f"{api}/queues/unreviewed/next/", '{"count": 1}').json()["items"][0]
+    client.force_login(users["admin"])
+    second = post(client, f"{api}/patches/{item['patch']}/lease/", '{"queue": "unreviewed"}')
+    assert second.status_code == 409 and "leased to another reviewer until" in \
+        second.json()["detail"]
+    assert Lease.objects.filter(patch_id=item["patch"]).count() == 1
+    client.force_login(users["reviewer"])  # the holder renews their own lease
+    again = post(client, f"{api}/patches/{item['patch']}/lease/", '{"queue": "unreviewed"}')
+    assert again.status_code == 200
+    assert Lease.objects.filter(patch_id=item["patch"]).count() == 1

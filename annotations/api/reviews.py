@@ -22,6 +22,7 @@ from annotations.models import Lease, Patch, Review, ReviewAction, ReviewSource
 from annotations.permissions import Act, visible_reviews
 from annotations.queues import (
     QUEUES,
+    LeaseTaken,
     QueueError,
     QueueFilters,
     audit_estimate,
@@ -187,8 +188,10 @@ def review_batch(request, project_slug: str):
     return Response({"results": results})
 
 
-@extend_schema(request=LeaseOneSerializer,
-               responses=inline_serializer("Item", {"item": serializers.DictField()}))
+@extend_schema(request=LeaseOneSerializer, responses={
+    200: inline_serializer("Item", {"item": serializers.DictField()}),
+    404: OpenApiResponse(description="no such patch in the project"),
+    409: OpenApiResponse(description="another reviewer holds the patch (until when)")})
 @api_view(["POST"])
 def lease_one(request, project_slug: str, patch_id: int):
     """Hold this patch for you (after an undo, to decide it again) and return its item."""
@@ -199,6 +202,8 @@ def lease_one(request, project_slug: str, patch_id: int):
         raise NotFound(f"No patch {patch_id} in project {project.slug}")
     try:
         lease = lease_patch(project, request.user, patch_id, body.validated_data["queue"])
+    except LeaseTaken as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     except QueueError as exc:
         raise ValidationError({"detail": str(exc)}) from exc
     return Response({"item": review_items(project, [lease])[0]})
