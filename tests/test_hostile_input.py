@@ -61,3 +61,24 @@ def test_a_held_patch_is_not_leased_to_a_second_reviewer(client, users, imported
     again = post(client, f"{api}/patches/{item['patch']}/lease/", '{"queue": "unreviewed"}')
     assert again.status_code == 200
     assert Lease.objects.filter(patch_id=item["patch"]).count() == 1
+
+
+def test_a_refused_item_of_a_batch_never_hides_an_applied_one(reviewer, imported):
+    """Issue 13 item 3: [confirm patch A, reopen patch B] as a reviewer answered 403 for the
+    whole batch although A was confirmed. Each item now says what happened to it."""
+    first, second = Patch.objects.filter(project=imported).order_by("id")[:2]
+    body = {"decisions": [
+        {"patch": first.pk, "action": "confirm", "patch_version": first.version},
+        {"patch": second.pk, "action": "reopen", "patch_version": second.version},
+        {"patch": 999999, "action": "confirm", "patch_version": 1}]}
+    response = post(reviewer, f"/api/projects/{imported.slug}/reviews/batch/",
+                    json.dumps(body))
+    assert response.status_code == 200
+    applied, refused, missing = response.json()["results"]  # in the order sent
+    assert applied["status"] == 201 and applied["patch"]["id"] == first.pk
+    assert refused["status"] == 403 and refused["patch"] == second.pk
+    assert "admins" in refused["detail"]
+    assert missing["status"] == 400 and missing["patch"] == 999999
+    assert "no patch 999999" in missing["detail"]
+    first.refresh_from_db()
+    assert first.status == "confirmed"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -171,7 +172,8 @@ def review_patch(request, project_slug: str, patch_id: int):
                    "results": serializers.ListField(child=serializers.DictField())}))
 @api_view(["POST"])
 def review_batch(request, project_slug: str):
-    """Several decisions (grid mode); each is its own review row and may fail on its own."""
+    """Several decisions (grid mode), each answered on its own, in the order sent: its status
+    (201, 400, 403, 409) and the patch's state, so a refused item never hides an applied one."""
     project = access_project(request.user, project_slug, Act.REVIEW)
     body = BatchItemSerializer(data=json_object(request).get("decisions", []), many=True)
     body.is_valid(raise_exception=True)
@@ -185,6 +187,8 @@ def review_batch(request, project_slug: str):
         except ValidationError as exc:
             detail = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
             results.append({"patch": item["patch"], "status": 400, **detail})
+        except PermissionDenied as exc:  # this item refused; the others stand on their own
+            results.append({"patch": item["patch"], "status": 403, "detail": str(exc)})
     return Response({"results": results})
 
 
