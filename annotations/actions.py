@@ -53,9 +53,16 @@ def start_import(project: Project, user: AnyUser, kind: str, path: str,
     if kind not in ImportJob.Kind.values:
         raise ValidationError(f"unknown import kind {kind!r}")
     with transaction.atomic():
+        if (twin := lifecycle.live_twin(ImportJob, project)) is not None:
+            raise ValidationError(_busy(twin))
         job = record_import_job(project, kind, source, options, user=author)
         transaction.on_commit(lambda: tasks.run_import_job.delay(job.pk))
     return job
+
+
+def _busy(twin: TrackedJob) -> str:
+    return (f"{twin.job_type} job {twin.pk} is already {twin.state}: wait for it, or "
+            f"{'resume' if twin.is_stalled else 'cancel'} it first")
 
 
 def start_export(project: Project, user: AnyUser, kind: str, statuses: list[str] | None,
@@ -67,6 +74,8 @@ def start_export(project: Project, user: AnyUser, kind: str, statuses: list[str]
     except ExportError as exc:
         raise ValidationError(str(exc)) from exc
     with transaction.atomic():
+        if (twin := lifecycle.live_twin(ExportJob, project, kind=kind)) is not None:
+            raise ValidationError(_busy(twin))
         job = record_export_job(project, kind, options, user=author)
         transaction.on_commit(lambda: tasks.run_export_job.delay(job.pk))
     return job

@@ -69,6 +69,15 @@ def of_project(model: type[J], project: Project) -> JobQuerySet[J]:
     return jobs_of(model).filter(project=project)
 
 
+def live_twin(model: type[J], project: Project, **same: Any) -> J | None:
+    """A pending or running job of ``model`` in ``project`` matching ``same`` (e.g. its
+    kind), found under a lock of the project row: the one that a new job of that kind must
+    wait for. Call it in the transaction that records the new job, so two requests at once
+    cannot both pass (one job of a kind per project: a fuzzer once queued a thousand)."""
+    list(Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True))
+    return of_project(model, project).filter(status__in=TrackedJob.LIVE, **same).first()
+
+
 def _rows(job: J) -> JobQuerySet[J]:
     return jobs_of(type(job)).filter(pk=job.pk)
 

@@ -77,6 +77,9 @@ def _queue(project: Project, kind: str, space: EmbeddingSpace | None,
            version: ModelVersion | None, options: dict[str, Any],
            user: AnyUser | None) -> InferenceJob:
     with transaction.atomic():
+        if (twin := lifecycle.live_twin(InferenceJob, project, kind=kind)) is not None:
+            raise JobError(f"{kind} job {twin.pk} is already {twin.state}: wait for it, or "
+                           f"{'resume' if twin.is_stalled else 'cancel'} it first")
         job = InferenceJob.objects.create(
             project=project, kind=kind, space=space, model_version=version, options=options,
             created_by=user if user is not None and user.is_authenticated else None,

@@ -82,3 +82,30 @@ def test_a_refused_item_of_a_batch_never_hides_an_applied_one(reviewer, imported
     assert "no patch 999999" in missing["detail"]
     first.refresh_from_db()
     assert first.status == "confirmed"
+
+
+def test_one_live_job_of_a_kind_per_project(client, users, imported, settings, tmp_path):
+    """Issue 13 item 6: a fuzzer queued 1,071 train/predict jobs in ten minutes. A second job
+    of a kind waits for the first (no worker runs here, so the first stays pending)."""
+    api = f"/api/projects/{imported.slug}"
+    client.force_login(users["admin"])
+    first = client.post(f"{api}/inference-jobs/", {"kind": "train", "epochs": 1},
+                        content_type="application/json")
+    assert first.status_code == 201, first.content
+    again = client.post(f"{api}/inference-jobs/", {"kind": "train", "epochs": 1},
+                        content_type="application/json")
+    assert again.status_code == 400
+    assert f"train job {first.json()['id']} is already pending" in again.json()["detail"]
+    client.post(f"{api}/inference-jobs/{first.json()['id']}/cancel/")
+    assert client.post(f"{api}/inference-jobs/", {"kind": "train", "epochs": 1},
+                       content_type="application/json").status_code == 201
+
+    settings.SPIDER_IMPORT_ROOTS = [str(tmp_path)]
+    (tmp_path / "data").mkdir()
+    page = f"/p/{imported.slug}/imports/"
+    client.post(page, {"kind": "spider", "path": str(tmp_path / "data")})
+    second = client.post(page, {"kind": "spider", "path": str(tmp_path / "data")}, follow=True)
+    assert "is already pending: wait for it, or cancel it first" in second.content.decode()
+    from annotations.models import ImportJob
+
+    assert ImportJob.objects.filter(project=imported, status="pending").count() == 1
