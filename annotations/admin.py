@@ -24,6 +24,20 @@ class LabelClassInline(admin.TabularInline):
     extra = 0
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Append-only records (reviews, settings changes): listed, never added, edited or
+    deleted from the admin."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "organ", "reviews_required", "created_at"]
@@ -35,20 +49,11 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProjectSettingChange)
-class ProjectSettingChangeAdmin(admin.ModelAdmin):
+class ProjectSettingChangeAdmin(ReadOnlyAdmin):
     """The settings page's audit rows: shown, never added, edited or deleted here."""
 
     list_display = ["project", "field", "old_value", "new_value", "changed_by", "changed_at"]
     list_filter = ["field"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Slide)
@@ -77,7 +82,7 @@ class TileAdmin(admin.ModelAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(ReadOnlyAdmin):
     """Reviews are append-only and made by the review path only: the admin shows them and
     never adds, edits or deletes one (an added row would skip consensus and the version)."""
 
@@ -85,15 +90,6 @@ class ReviewAdmin(admin.ModelAdmin):
                     "created_at"]
     list_filter = ["action", "source"]
     raw_id_fields = ["patch"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ImportJob)

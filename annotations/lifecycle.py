@@ -134,8 +134,6 @@ def advance(job: TrackedJob, done: int | None = None, *, by: int = 0,
     _write(job, values, refresh=False)
 
 
-def heartbeat(job: TrackedJob) -> None:
-    _write(job, {"heartbeat_at": timezone.now()}, refresh=False)
 
 
 def _write(job: TrackedJob, values: dict[str, Any], *, refresh: bool = True) -> None:
@@ -185,11 +183,11 @@ def reset_for_resume(job: TrackedJob) -> bool:
 
 
 @contextmanager
-def beating(job: TrackedJob, every_s: float | None = None) -> Iterator[None]:
+def beating(job: TrackedJob) -> Iterator[None]:
     """Beat ``job``'s heartbeat from a background thread while the block runs, so a job busy
     in one long call (a training run, a parquet write) is not taken for dead. The thread
     stops when the job is no longer running; the caller's next write then raises."""
-    interval = every_s or settings.SPIDER_JOB_HEARTBEAT_SECONDS
+    interval = settings.SPIDER_JOB_HEARTBEAT_SECONDS
     stop = threading.Event()
 
     def beat() -> None:

@@ -302,11 +302,11 @@ def audit_estimate(project: Project) -> ErrorEstimate:
     size = sum(counts.values())
     if not reviewed:
         return ErrorEstimate(0, 0, size, None, None, None)
-    rate, low, high = _wilson(wrong, reviewed)
+    rate, low, high = wilson_interval(wrong, reviewed)
     return ErrorEstimate(reviewed, wrong, size, rate, low, high)
 
 
-def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float, float]:
+def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float, float]:
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from annotations.consensus import DECISIONS
 from annotations.models import Patch, PatchStatus, Project, Review
-from annotations.queues import _wilson, audit_key, in_audit_sample
+from annotations.queues import audit_key, in_audit_sample, wilson_interval
 
 MAX_FILLED_DAYS = 400  # beyond this span, only the days with activity are listed
 
@@ -79,6 +79,6 @@ def audit_error_by_day(project: Project) -> list[AuditDay]:
         day_wrong = c[PatchStatus.CORRECTED]
         day_settled = day_wrong + c[PatchStatus.CONFIRMED]
         reviewed, wrong = reviewed + day_settled, wrong + day_wrong
-        rate, low, high = _wilson(wrong, reviewed)
+        rate, low, high = wilson_interval(wrong, reviewed)
         out.append(AuditDay(day, day_settled, day_wrong, reviewed, wrong, rate, low, high))
     return out

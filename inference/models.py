@@ -219,10 +219,6 @@ class InferenceJob(TrackedJob):
         return f"{self.kind} job {self.pk} ({self.status})"
 
     @property
-    def is_active(self) -> bool:
-        return self.is_live
-
-    @property
     def stage_display(self) -> str:
         return self.Stage(self.stage).label if self.stage in self.Stage.values else ""
 
@@ -243,8 +239,3 @@ class InferenceJob(TrackedJob):
         if self.stage == self.Stage.EMBEDDING or not self.stage:
             return self.tiles_done, self.tiles_total, "tiles"
         return self.done, self.total or self.patches_total, "patches"
-
-    @property
-    def percent(self) -> float | None:
-        done, total, _ = self.stage_counts()
-        return min(100.0, 100.0 * done / total) if total else None

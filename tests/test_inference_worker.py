@@ -71,7 +71,7 @@ def test_killed_worker_job_completes_with_every_patch_predicted_once(random_mode
 
         def finished() -> bool:
             job.refresh_from_db()
-            return not job.is_active
+            return not job.is_live
 
         wait_until(finished, 240, "the second worker to finish the job")
         assert job.status == InferenceJob.Status.SUCCEEDED, job.error
