@@ -187,6 +187,13 @@ SPIDER_IMPORT_BATCH = env_int("SPIDER_IMPORT_BATCH", 500)
 # Folders a project admin may import from in the browser (empty: command line only).
 SPIDER_IMPORT_ROOTS = env_list("SPIDER_IMPORT_ROOTS", [])
 
+# Whole slides: tissue is cut into 224 px tiles at this resolution (20x); a tile is kept when
+# at least SLIDE_MIN_TISSUE of it is tissue on the thumbnail mask. Deep Zoom tiles for the
+# viewer are cached for SLIDE_DZI_CACHE_SECONDS (they never change for one slide file).
+SPIDER_SLIDE_MPP = float(env_str("SPIDER_SLIDE_MPP", "0.5"))
+SPIDER_SLIDE_MIN_TISSUE = float(env_str("SPIDER_SLIDE_MIN_TISSUE", "0.5"))
+SPIDER_SLIDE_DZI_CACHE_SECONDS = env_int("SPIDER_SLIDE_DZI_CACHE_SECONDS", 86400)
+
 # Review: how long "next item" holds a patch for a reviewer, and keeps a skipped one from them.
 SPIDER_LEASE_SECONDS = env_int("SPIDER_LEASE_SECONDS", 300)
 SPIDER_SKIP_SECONDS = env_int("SPIDER_SKIP_SECONDS", 3600)

@@ -33,6 +33,22 @@ def check_import_path(path: str) -> Path:
     return resolved
 
 
+def check_import_file(path: str) -> Path:
+    """A server file (a whole slide) an import started from the browser may read: inside
+    SPIDER_IMPORT_ROOTS, like :func:`check_import_path`."""
+    roots = [Path(root).resolve() for root in settings.SPIDER_IMPORT_ROOTS]
+    if not roots:
+        raise ValidationError("Imports from the browser are off: the server sets no "
+                              "SPIDER_IMPORT_ROOTS. Use manage.py import_slide instead.")
+    resolved = Path(path).resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise ValidationError(f"{path} is not inside an import folder "
+                              f"({', '.join(str(r) for r in roots)})")
+    if not resolved.is_file():
+        raise ValidationError(f"{path} is not a file")
+    return resolved
+
+
 def execute_import_job(job: ImportJob) -> None:
     """Run ``job``; the outcome (report or error) is recorded on the job itself."""
     options = job.options or {}
