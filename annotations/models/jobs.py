@@ -144,6 +144,7 @@ class ImportJob(TrackedJob):
     class Kind(models.TextChoices):
         SPIDER = "spider", "SPIDER folder or archive"
         FOLDER = "folder", "Class-per-folder images"
+        SLIDE = "slide", "Whole-slide image"
 
     job_type = "import"
 

@@ -55,6 +55,9 @@ class Patch(models.Model):
     # skips the patch. See annotations.queues.
     leases_held = models.PositiveSmallIntegerField(default=0)
     lease_expires = models.DateTimeField(null=True, blank=True)
+    # Level-0 pixel position of the patch's top-left corner on a whole slide (else null).
+    slide_x = models.PositiveIntegerField(null=True, blank=True)
+    slide_y = models.PositiveIntegerField(null=True, blank=True)
     import_job = models.ForeignKey("annotations.ImportJob", on_delete=models.SET_NULL,
                                    null=True, blank=True, related_name="patches")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -134,14 +134,54 @@ class LabelClass(models.Model):
 
 
 class Slide(models.Model):
+    """A slide: a ``slide_id`` of an imported dataset, or a whole-slide image cut into tiles.
+
+    For a whole slide the file's geometry is kept (``source_file`` set): its level-0 size,
+    microns per pixel, and ``tile_px``, the level-0 pixels one 224 px tile covers at 20x.
+    Its patches carry their level-0 ``slide_x``/``slide_y``; the grid cell of a patch is
+    ``(slide_x // tile_px, slide_y // tile_px)``. ``quickhash`` is OpenSlide's
+    ``quickhash-1``, by which a second import of the same file is recognised.
+    """
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="slides")
     name = models.CharField(max_length=255, help_text="slide_id as given by the data")
+    source_file = models.CharField(max_length=1024, blank=True,
+                                   help_text="the whole-slide image this slide was tiled from")
+    quickhash = models.CharField(max_length=64, blank=True)
+    vendor = models.CharField(max_length=64, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True, help_text="level 0, pixels")
+    height = models.PositiveIntegerField(null=True, blank=True, help_text="level 0, pixels")
+    mpp = models.FloatField(null=True, blank=True, help_text="level 0, microns per pixel")
+    mpp_given = models.BooleanField(default=False, help_text="mpp set by hand, not the file")
+    tile_px = models.PositiveIntegerField(null=True, blank=True,
+                                          help_text="level-0 pixels per 224 px tile")
+    tissue_mm2 = models.FloatField(null=True, blank=True,
+                                   help_text="tissue area on the thumbnail mask")
 
     class Meta:
         ordering = ["project", "name"]
         constraints = [
             models.UniqueConstraint(fields=["project", "name"], name="slide_name_once"),
         ]
+        indexes = [models.Index(fields=["project", "quickhash"], name="slide_quickhash")]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_whole_slide(self) -> bool:
+        return bool(self.source_file)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """(columns, rows) of the tile grid; (0, 0) for a slide that is not a whole slide."""
+        if not self.tile_px or not self.width or not self.height:
+            return (0, 0)
+        return (self.width // self.tile_px, self.height // self.tile_px)
+
+    @property
+    def tile_mm2(self) -> float:
+        """Tissue area one grid cell covers."""
+        if not self.tile_px or not self.mpp:
+            return 0.0
+        return (self.tile_px * self.mpp / 1000.0) ** 2
