@@ -6,7 +6,7 @@ Such datasets carry no slide ids, so each split gets one stand-in slide, named s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from django.conf import settings
@@ -16,6 +16,7 @@ from annotations.models.patches import CENTRE_INDEX, GRID_SIZE
 
 from .errors import SourceError
 from .report import ImportReport
+from .roots import confinement
 from .run import Progress, finish_job, import_run, job_progress, no_progress, start_job
 from .spider import batched
 from .writer import FetchedFile, FileReader, ProjectWriter
@@ -45,9 +46,18 @@ def iter_images(root: Path) -> Iterator[tuple[str, str, Path]]:
 
 def import_folder(project: Project, path: str | Path, *, strict: bool = False,
                   link: bool = False, job: ImportJob | None = None,
-                  progress: Progress = no_progress) -> ImportReport:
+                  progress: Progress = no_progress,
+                  roots: Sequence[Path] | None = None) -> ImportReport:
+    """Import class-per-folder images; with ``roots`` (from the browser) the folder must
+    resolve inside one of them (each file must resolve inside the folder in any case)."""
     root = Path(path)
     report = ImportReport()
+    if (confine := confinement(roots)) is not None:
+        try:
+            root = confine.check(root, str(root))
+        except SourceError as exc:
+            finish_job(job, report, error=str(exc))
+            raise
     total = sum(1 for _ in iter_images(root)) if root.is_dir() else 0
     if total == 0:
         error = SourceError(f"{root}: no images found in class folders")

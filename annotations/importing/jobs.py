@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from annotations.models import ImportJob
 
 from .errors import ImportAborted, SourceError
 from .folder import import_folder
+from .roots import BROWSER_IMPORTS_OFF, configured_roots
 from .spider import import_spider
 
 
@@ -20,10 +20,9 @@ def check_import_path(path: str) -> Path:
     Project admins are not server administrators, so they may only point at folders the
     operator has put under one of those roots (e.g. /datasets in docker compose).
     """
-    roots = [Path(root).resolve() for root in settings.SPIDER_IMPORT_ROOTS]
+    roots = configured_roots()
     if not roots:
-        raise ValidationError("Imports from the browser are off: the server sets no "
-                              "SPIDER_IMPORT_ROOTS. Use manage.py import_spider instead.")
+        raise ValidationError(BROWSER_IMPORTS_OFF.format(command="import_spider"))
     resolved = Path(path).resolve()
     if not any(resolved.is_relative_to(root) for root in roots):
         raise ValidationError(f"{path} is not inside an import folder "
@@ -36,10 +35,9 @@ def check_import_path(path: str) -> Path:
 def check_import_file(path: str) -> Path:
     """A server file (a whole slide) an import started from the browser may read: inside
     SPIDER_IMPORT_ROOTS, like :func:`check_import_path`."""
-    roots = [Path(root).resolve() for root in settings.SPIDER_IMPORT_ROOTS]
+    roots = configured_roots()
     if not roots:
-        raise ValidationError("Imports from the browser are off: the server sets no "
-                              "SPIDER_IMPORT_ROOTS. Use manage.py import_slide instead.")
+        raise ValidationError(BROWSER_IMPORTS_OFF.format(command="import_slide"))
     resolved = Path(path).resolve()
     if not any(resolved.is_relative_to(root) for root in roots):
         raise ValidationError(f"{path} is not inside an import folder "
@@ -50,15 +48,21 @@ def check_import_file(path: str) -> Path:
 
 
 def execute_import_job(job: ImportJob) -> None:
-    """Run ``job``; the outcome (report or error) is recorded on the job itself."""
+    """Run ``job``; the outcome (report or error) is recorded on the job itself.
+
+    A job someone started from the browser or the API reads only inside SPIDER_IMPORT_ROOTS,
+    checked again here with every link resolved (the folder may have changed since it was
+    queued); one recorded by a management command is the operator's and reads where it says.
+    """
     options = job.options or {}
+    roots = configured_roots() if job.created_by_id is not None else None
     try:
         if job.kind == ImportJob.Kind.SPIDER:
             import_spider(job.project, job.source, organ=options.get("organ") or None,
                           link=bool(options.get("link")), strict=bool(options.get("strict")),
-                          job=job)
+                          job=job, roots=roots)
         else:
             import_folder(job.project, job.source, link=bool(options.get("link")),
-                          strict=bool(options.get("strict")), job=job)
+                          strict=bool(options.get("strict")), job=job, roots=roots)
     except (ImportAborted, SourceError, ValueError):
         pass  # already recorded on the job by the importer

@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING
 import ijson
 
 from .errors import SourceError
+from .roots import Confinement
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -64,13 +65,21 @@ def iter_records(handle: IO[bytes]) -> Iterator[tuple[int, object]]:
     try:
         yield from enumerate(ijson.items(handle, "item", use_float=True))
     except ijson.JSONError as exc:
-        raise SourceError(f"metadata.json is not a valid JSON array: {exc}") from exc
+        raise SourceError(f"metadata.json is not a valid JSON array: {json_reason(exc)}"
+                          ) from exc
+
+
+def json_reason(exc: Exception) -> str:
+    """The parser's reason without the text it quotes: yajl's message goes on to print the
+    bytes around the error, which would put a file's content in front of every member."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return reason[:120]
 
 
 class FolderSource:
     """An extracted ``SPIDER-<organ>/`` folder: ``metadata.json`` and a flat ``images/``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, confine: Confinement | None = None) -> None:
         self.root = root
         self.metadata = root / "metadata.json"
         self.images = (root / "images").resolve()
@@ -78,6 +87,9 @@ class FolderSource:
             raise SourceError(f"{self.metadata}: not found")
         if not self.images.is_dir():
             raise SourceError(f"{root / 'images'}: not a folder")
+        if confine is not None:  # images/ confined, so is every file path_of resolves into it
+            self.metadata = confine.check(self.metadata, str(root / "metadata.json"))
+            self.images = confine.check(self.images, str(root / "images"))
 
     def path_of(self, name: str) -> Path | None:
         """The file for ``name`` (already free of ``..`` and absolute parts), or None when a
@@ -104,10 +116,12 @@ def image_member_name(member_name: str) -> str | None:
 class TarStream:
     """Members of the archive in stream order; metadata.json is spooled to a temporary file."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, confine: Confinement | None = None) -> None:
         self.parts = find_tar_parts(folder)
         if not self.parts:
             raise SourceError(f"{folder}: no metadata.json and no spider-<organ>.tar.* parts")
+        if confine is not None:
+            self.parts = [confine.check(part, str(part)) for part in self.parts]
         self.reader = ConcatReader(self.parts)
         self.metadata: IO[bytes] | None = None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import TypeVar
@@ -15,6 +15,7 @@ from annotations.organs import organ_classes
 from .errors import SourceError
 from .records import BadRecord, SpiderRecord, parse_spider_record
 from .report import ImportReport
+from .roots import confinement
 from .run import Progress, finish_job, import_run, job_progress, no_progress, start_job
 from .sources import FolderSource, TarStream, iter_records
 from .validation import unsafe_name_reason
@@ -35,30 +36,35 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 def import_spider(project: Project, path: str | Path, *, organ: str | None = None,
                   link: bool = False, strict: bool = False, job: ImportJob | None = None,
-                  progress: Progress = no_progress) -> ImportReport:
+                  progress: Progress = no_progress,
+                  roots: Sequence[Path] | None = None) -> ImportReport:
     """Import ``path``: a folder with metadata.json + images/, or one holding spider-*.tar.*.
 
     Bad records are skipped and listed in the report (``strict``: the whole import rolls back
-    and :class:`ImportAborted` is raised). Re-importing the same data adds nothing.
+    and :class:`ImportAborted` is raised). Re-importing the same data adds nothing. With
+    ``roots`` (an import from the browser) every path read must resolve inside one of them.
     """
     root = Path(path)
     report = ImportReport()
+    confine = confinement(roots)
     try:  # every failure, even of the arguments, is recorded on the job
         allowed = organ_classes(organ) if organ else None
+        if confine is not None:
+            root = confine.check(root, str(root))
         if not root.is_dir():
             raise SourceError(f"{root}: not a folder")
         if organ and not project.organ:
             project.organ = organ.lower()
             project.save(update_fields=["organ"])
         if (root / "metadata.json").is_file():
-            _import_folder_source(project, FolderSource(root), report, allowed=allowed,
+            _import_folder_source(project, FolderSource(root, confine), report, allowed=allowed,
                                   link=link, strict=strict, job=job, progress=progress)
         else:
             if link:
                 raise SourceError("--link needs an extracted folder; an archive has no files "
                                   "to link to")
-            _import_tar_source(project, TarStream(root), report, allowed=allowed, strict=strict,
-                               job=job, progress=progress)
+            _import_tar_source(project, TarStream(root, confine), report, allowed=allowed,
+                               strict=strict, job=job, progress=progress)
     except Exception as exc:
         finish_job(job, report, error=str(exc))
         raise
