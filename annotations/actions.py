@@ -15,7 +15,7 @@ from django.http import Http404
 from annotations import lifecycle, tasks
 from annotations.exporting.errors import ExportError
 from annotations.exporting.jobs import export_options, record_export_job
-from annotations.importing.jobs import check_import_path
+from annotations.importing.jobs import check_import_file, check_import_path
 from annotations.models import (
     ExportJob,
     ImportJob,
@@ -47,17 +47,43 @@ def record_import_job(project: Project, kind: str, source: Path | str, options: 
 
 def start_import(project: Project, user: AnyUser, kind: str, path: str,
                  options: dict[str, Any]) -> ImportJob:
-    """Queue an import from a server folder (checked against SPIDER_IMPORT_ROOTS)."""
+    """Queue an import from a server folder, or of a whole-slide file (checked against
+    SPIDER_IMPORT_ROOTS)."""
     author = require(user, project, Act.IMPORT)
-    source = check_import_path(path)
     if kind not in ImportJob.Kind.values:
         raise ValidationError(f"unknown import kind {kind!r}")
+    if kind == ImportJob.Kind.SLIDE:
+        source = check_import_file(path)
+        options = slide_options(options)
+    else:
+        source = check_import_path(path)
     with transaction.atomic():
         if (twin := lifecycle.live_twin(ImportJob, project)) is not None:
             raise ValidationError(_busy(twin))
         job = record_import_job(project, kind, source, options, user=author)
         transaction.on_commit(lambda: tasks.run_import_job.delay(job.pk))
     return job
+
+
+def slide_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options of a slide import, checked: mpp (for files that lack it), minimum
+    tissue fraction and split."""
+    checked: dict[str, Any] = {"split": options.get("split") or "train"}
+    if checked["split"] not in ("train", "test"):
+        raise ValidationError(f"split {checked['split']!r}: expected train or test")
+    for key, low, high in (("mpp", 0.05, 20.0), ("min_tissue", 0.0, 1.0)):
+        raw = options.get(key)
+        if raw in (None, ""):
+            checked[key] = None
+            continue
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{key} {raw!r} is not a number") from None
+        if not low <= value <= high:
+            raise ValidationError(f"{key} must be between {low} and {high}")
+        checked[key] = value
+    return checked
 
 
 def _busy(twin: TrackedJob) -> str:

@@ -173,7 +173,8 @@ def start_import_view(request: HttpRequest, slug: str) -> HttpResponse:
     project = access_project(request.user, slug, Act.IMPORT)
     options = {"organ": request.POST.get("organ") or None,
                "link": request.POST.get("link") == "on",
-               "strict": request.POST.get("strict") == "on"}
+               "strict": request.POST.get("strict") == "on",
+               "mpp": request.POST.get("mpp"), "split": request.POST.get("split")}
     try:
         start_import(project, request.user, request.POST.get("kind", "spider"),
                      request.POST.get("path", ""), options)

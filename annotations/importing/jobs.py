@@ -11,6 +11,7 @@ from annotations.models import ImportJob
 from .errors import ImportAborted, SourceError
 from .folder import import_folder
 from .roots import BROWSER_IMPORTS_OFF, configured_roots
+from .slides import import_slide
 from .spider import import_spider
 
 
@@ -61,6 +62,11 @@ def execute_import_job(job: ImportJob) -> None:
             import_spider(job.project, job.source, organ=options.get("organ") or None,
                           link=bool(options.get("link")), strict=bool(options.get("strict")),
                           job=job, roots=roots)
+        elif job.kind == ImportJob.Kind.SLIDE:
+            import_slide(job.project, job.source, mpp=options.get("mpp"),
+                         min_tissue=options.get("min_tissue"),
+                         split=options.get("split", "train"), name=options.get("name") or "",
+                         job=job, roots=roots)
         else:
             import_folder(job.project, job.source, link=bool(options.get("link")),
                           strict=bool(options.get("strict")), job=job, roots=roots)

@@ -263,6 +263,10 @@ class ProjectWriter:
                      original_label_id=label_id, current_label_id=label_id,
                      import_job=self.job)
 
+    def tiles_created(self) -> int:
+        """Tiles this run added to the project (not counting ones it found there)."""
+        return sum(1 for _ in self._created)
+
     def prune_unreferenced(self) -> int:
         """Drop tiles this import created that no record uses (an archive holds every image
         of the dataset, including ones no record points to)."""
