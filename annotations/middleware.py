@@ -26,5 +26,5 @@ class DemoAutoLoginMiddleware:
         if self.username and not request.user.is_authenticated:
             user = get_user_model().objects.filter(username=self.username).first()
             if user is not None:
-                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
         return self.get_response(request)

@@ -106,6 +106,30 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Every login (page, API token, admin) goes through the throttle: after MAX_FAILURES wrong
+# passwords for a username, or MAX_FAILURES_PER_ADDRESS from one client address, within
+# LOCKOUT_SECONDS, that username or address is refused for LOCKOUT_SECONDS.
+AUTHENTICATION_BACKENDS = ["spider_web.login_guard.ThrottledModelBackend"]
+SPIDER_LOGIN_MAX_FAILURES = env_int("SPIDER_LOGIN_MAX_FAILURES", 5)
+SPIDER_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("SPIDER_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+SPIDER_LOGIN_LOCKOUT_SECONDS = env_int("SPIDER_LOGIN_LOCKOUT_SECONDS", 900)
+# Reverse proxies in front of the app that append the client to X-Forwarded-For (0: none,
+# REMOTE_ADDR is the client).
+SPIDER_TRUSTED_PROXIES = env_int("SPIDER_TRUSTED_PROXIES", 0)
+# API tokens expire this long after they were issued (a new one is issued at the next login).
+SPIDER_TOKEN_LIFETIME_SECONDS = env_int("SPIDER_TOKEN_LIFETIME_SECONDS", 30 * 86400)
+
+# Mail (password reset links). Without EMAIL_HOST (or an explicit EMAIL_BACKEND) the reset
+# page says this server cannot send mail, rather than pretending it sent a link.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "spider-web@localhost")
+SPIDER_MAIL_CONFIGURED = bool(EMAIL_HOST or env_str("EMAIL_BACKEND"))
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"
@@ -148,7 +172,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "spider_web.token_auth.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

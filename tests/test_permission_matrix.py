@@ -36,6 +36,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("api/schema/", "GET"): "public",  # issue 13 puts the schema behind login
     ("api/docs/", "GET"): "public",
     ("api/auth/token/", "POST"): "public",
+    ("api/auth/token/revoke/", "POST"): "login",
     ("api/tiles/<int:tile_id>/image/", "GET"): "viewer",
     ("api/projects/<slug:project_slug>/queues/", "GET"): "viewer",
     ("api/projects/<slug:project_slug>/queues/<str:queue>/next/", "POST"): "reviewer",
