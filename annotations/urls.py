@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotations import plot_views, review_views, views
+from annotations import plot_views, review_views, slide_views, views
 
 urlpatterns = [
     path("", views.project_list, name="project-list"),
@@ -14,6 +14,11 @@ urlpatterns = [
     path("p/<slug:slug>/jobs/<str:job_type>/<int:job_id>/<str:operation>/", views.control_job,
          name="control-job"),
     path("tiles/<int:tile_id>/", views.tile_image, name="tile-image"),
+    path("p/<slug:slug>/slides/<int:slide_id>/", slide_views.slide_detail, name="slide-detail"),
+    path("p/<slug:slug>/slides/<int:slide_id>/slide.dzi", slide_views.slide_dzi,
+         name="slide-dzi"),
+    path("p/<slug:slug>/slides/<int:slide_id>/slide_files/<int:level>/<int:col>_<int:row>.jpeg",
+         slide_views.slide_tile, name="slide-tile"),
     path("p/<slug:slug>/plots/<slug:name>.svg", plot_views.plot_svg, name="plot-svg"),
 ]
 

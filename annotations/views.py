@@ -7,6 +7,7 @@ import mimetypes
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -59,12 +60,19 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "splits": split_counts(project),
         "n_slides": n_slides,
         "top_slides": top_slides,
+        "whole_slides": whole_slides(project),
         "n_patches": project.patches.count(),
         "jobs": jobs,
         "export_jobs": exports,
         "jobs_active": any(j.is_live for j in [*jobs, *exports]) or panels["panels_active"],
         "plots": plots_context(project),
     })
+
+
+def whole_slides(project: Project) -> list:
+    """The project's whole slides (few, unlike imported slide ids) with patch counts."""
+    return list(project.slides.exclude(source_file="").annotate(n=Count("patches"))
+                .order_by("name")[:100])
 
 
 @require_http_methods(["POST"])

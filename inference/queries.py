@@ -133,3 +133,12 @@ def scored_queue(patches: QuerySet[Patch], version: ModelVersion, name: str) -> 
     if name == "uncertain":  # as the index
         return scored.order_by(F("queue__entropy").desc(), "queue__patch")
     return scored.order_by(F("queue__label_quality").asc(nulls_last=True), "queue__patch")
+
+
+def slide_predictions(slide_id: int,
+                      version: ModelVersion) -> dict[int, tuple[int, float]]:
+    """{patch id: (predicted LabelClass id, confidence)} of ``version`` on one slide's
+    patches: what the slide heatmap and its tissue metrics are drawn from."""
+    rows = Prediction.objects.filter(model_version=version, patch__slide_id=slide_id)
+    return {patch_id: (label_id, confidence) for patch_id, label_id, confidence
+            in rows.values_list("patch_id", "predicted_id", "confidence")}

@@ -90,7 +90,8 @@ def test_csv_lists_every_patch_with_reviewers_and_model(imported, users, tmp_pat
     assert len(rows) == len(patches)  # excluded patches too: the table shows the review
     assert list(rows[0]) == ["patch_id", "slide_id", "split", "image_name", "original_label",
                              "current_label", "status", "reviewers", "n_reviews", "agreement",
-                             "model_version", "model_prediction", "model_confidence"]
+                             "model_version", "model_prediction", "model_confidence",
+                             "slide_x", "slide_y"]
     first = rows[0]
     assert int(first["patch_id"]) == patches[0].pk
     assert first["original_label"] == patches[0].original_label.name

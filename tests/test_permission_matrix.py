@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from annotations.models import ExportJob, ImportJob, LabelClass, Lease, Patch, Slide
 from annotations.reviewing import Decision, submit
+from annotations.sample_data import sample_image_path
 from inference.models import EmbeddingSpace, InferenceJob, ModelVersion
 
 ROLES = ("anonymous", "outsider", "viewer", "reviewer", "admin")
@@ -50,6 +51,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("api/^projects/(?P<project_slug>[-\\w]+)/classes/(?P<pk>[^/.]+)/$", "GET"): "viewer",
     ("api/^projects/(?P<project_slug>[-\\w]+)/slides/$", "GET"): "viewer",
     ("api/^projects/(?P<project_slug>[-\\w]+)/slides/(?P<pk>[^/.]+)/$", "GET"): "viewer",
+    ("api/^projects/(?P<project_slug>[-\\w]+)/slides/(?P<pk>[^/.]+)/heatmap/$", "GET"): "viewer",
+    ("api/^projects/(?P<project_slug>[-\\w]+)/slides/(?P<pk>[^/.]+)/metrics/$", "GET"): "viewer",
     ("api/^projects/(?P<project_slug>[-\\w]+)/patches/$", "GET"): "viewer",
     ("api/^projects/(?P<project_slug>[-\\w]+)/patches/(?P<pk>[^/.]+)/$", "GET"): "viewer",
     ("api/^projects/(?P<project_slug>[-\\w]+)/import-jobs/$", "GET"): "viewer",
@@ -97,6 +100,10 @@ MATRIX: dict[tuple[str, str], str] = {
     ("p/<slug:slug>/jobs/<str:job_type>/<int:job_id>/<str:operation>/", "POST"): "admin",
     ("tiles/<int:tile_id>/", "GET"): "viewer",
     ("p/<slug:slug>/plots/<slug:name>.svg", "GET"): "viewer",
+    ("p/<slug:slug>/slides/<int:slide_id>/", "GET"): "viewer",
+    ("p/<slug:slug>/slides/<int:slide_id>/slide.dzi", "GET"): "viewer",
+    ("p/<slug:slug>/slides/<int:slide_id>/slide_files/<int:level>/<int:col>_<int:row>.jpeg",
+     "GET"): "viewer",
     ("p/<slug:slug>/exports/", "POST"): "reviewer",
     ("p/<slug:slug>/exports/<int:job_id>/download/", "GET"): "viewer",
     ("p/<slug:slug>/review/", "GET"): "reviewer",
@@ -147,8 +154,14 @@ def objects(imported, users, settings):
                                                      space=space).pk,
         "review": patch.reviews.first().pk, "class": LabelClass.objects.filter(
             project=imported).first().pk,
-        "slide": Slide.objects.filter(project=imported).first().pk, "patch": patch.pk,
+        "slide": whole_slide(imported).pk, "patch": patch.pk,
     }
+
+
+def whole_slide(project) -> Slide:
+    """A whole slide (the real sample file) for the slide page, its tiles and heatmap."""
+    return Slide.objects.create(project=project, name="wsi", source_file=str(sample_image_path()),
+                                width=2220, height=2967, mpp=0.499, tile_px=224)
 
 
 def url_for(route: str, o: dict, user: str) -> str:
@@ -167,7 +180,8 @@ def url_for(route: str, o: dict, user: str) -> str:
               "tile_id": o["tile_id"], "version_id": o["version_id"], "job_id": o["export_id"],
               "queue": "unreviewed", "pk": pk, "uidb64": "MQ", "token": "set-password",
               "job_type": "export", "operation": "resume",
-              "name": "class_counts"}
+              "name": "class_counts", "slide_id": o["slide"], "level": 12, "col": 0,
+              "row": 0}
     url = route.lstrip("^").replace("$", "")
     url = re.sub(r"\^", "", url)
     url = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: str(values[m.group(1)]), url)

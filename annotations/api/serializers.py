@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from annotations.api.jobs import JOB_FIELDS, JobSerializer
-from annotations.models import ImportJob, LabelClass, Patch, Project, Slide
+from annotations.models import ImportJob, LabelClass, Patch, Project
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -23,12 +23,6 @@ class LabelClassSerializer(serializers.ModelSerializer):
         fields = ["id", "index", "name", "colour", "hotkey"]
 
 
-class SlideSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Slide
-        fields = ["id", "name"]
-
-
 class PatchSerializer(serializers.ModelSerializer):
     slide = serializers.CharField(source="slide.name")
     original_label = serializers.CharField(source="original_label.name", allow_null=True)
@@ -40,7 +34,8 @@ class PatchSerializer(serializers.ModelSerializer):
     class Meta:
         model = Patch
         fields = ["id", "image_name", "slide", "split", "original_label", "current_label",
-                  "status", "version", "centre_tile", "grid", "missing_context", "created_at"]
+                  "status", "version", "centre_tile", "grid", "missing_context", "slide_x",
+                  "slide_y", "created_at"]
 
 
 class ImportJobSerializer(JobSerializer):

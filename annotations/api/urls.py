@@ -2,13 +2,13 @@ from django.urls import path
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
-from annotations.api import reviews, views
+from annotations.api import reviews, slides, views
 
 router = SimpleRouter()
 router.register("projects", views.ProjectViewSet, basename="project")
 scoped = r"projects/(?P<project_slug>[-\w]+)"
 router.register(f"{scoped}/classes", views.LabelClassViewSet, basename="class")
-router.register(f"{scoped}/slides", views.SlideViewSet, basename="slide")
+router.register(f"{scoped}/slides", slides.SlideViewSet, basename="slide")
 router.register(f"{scoped}/patches", views.PatchViewSet, basename="patch")
 router.register(f"{scoped}/import-jobs", views.ImportJobViewSet, basename="import-job")
 router.register(f"{scoped}/export-jobs", views.ExportJobViewSet, basename="export-job")

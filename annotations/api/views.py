@@ -13,10 +13,9 @@ from annotations.api.serializers import (
     LabelClassSerializer,
     PatchSerializer,
     ProjectSerializer,
-    SlideSerializer,
 )
 from annotations.filters import PatchFilterSet
-from annotations.models import ExportJob, ImportJob, LabelClass, Patch, Project, Slide
+from annotations.models import ExportJob, ImportJob, LabelClass, Patch, Project
 from annotations.views import tile_image
 
 
@@ -43,11 +42,6 @@ class ProjectScopedViewSet(viewsets.ReadOnlyModelViewSet):
 class LabelClassViewSet(ProjectScopedViewSet):
     queryset = LabelClass.objects.all()
     serializer_class = LabelClassSerializer
-
-
-class SlideViewSet(ProjectScopedViewSet):
-    queryset = Slide.objects.all()
-    serializer_class = SlideSerializer
 
 
 class PatchViewSet(ProjectScopedViewSet):

@@ -140,6 +140,7 @@ COLUMNS = [
     ["label", "the current label after review (ClassLabel, class-index order)"],
     ["original_label", "the label as imported"],
     ["patch_id, image_name, slide_id", "where the patch comes from"],
+    ["slide_x, slide_y", "level-0 pixel position on its whole slide (null for imported data)"],
     ["review_status", "unreviewed, confirmed, corrected, unsure, disputed or excluded"],
     ["n_reviews, agreement", "reviewers with a decision, and the share who chose `label`"],
     ["model_version, model_confidence", "the active model's version and its top probability"],

@@ -29,7 +29,8 @@ def feature_spec(context: bool) -> list[FeatureSpec]:
         spec.append(FeatureSpec("context", "image"))
     spec += [FeatureSpec("label", "class_label"), FeatureSpec("original_label", "class_label"),
              FeatureSpec("patch_id", "int64"), FeatureSpec("image_name", "string"),
-             FeatureSpec("slide_id", "string"), FeatureSpec("review_status", "string"),
+             FeatureSpec("slide_id", "string"), FeatureSpec("slide_x", "int64"),
+             FeatureSpec("slide_y", "int64"), FeatureSpec("review_status", "string"),
              FeatureSpec("n_reviews", "int32"), FeatureSpec("agreement", "float32"),
              FeatureSpec("model_version", "string"), FeatureSpec("model_confidence", "float32")]
     return spec

@@ -54,6 +54,8 @@ class ExportRow:
     grid: tuple[int | None, ...]  # empty unless asked for
     stats: ReviewStats
     opinion: PatchOpinion | None
+    slide_x: int | None = None  # level-0 position on a whole slide (None for imported data)
+    slide_y: int | None = None
 
 
 def iter_rows(project: Project, patches: QuerySet[Patch], *, grid: bool = False,
@@ -61,7 +63,7 @@ def iter_rows(project: Project, patches: QuerySet[Patch], *, grid: bool = False,
     """Rows of ``patches`` by increasing patch id."""
     fields = ["id", "image_name", "slide__name", "split", "original_label_id",
               "current_label_id", "status", "centre_tile_id", "centre_tile__file",
-              "centre_tile__linked"] + (["grid"] if grid else [])
+              "centre_tile__linked", "slide_x", "slide_y"] + (["grid"] if grid else [])
     last = 0
     while True:
         page = list(patches.filter(id__gt=last).order_by("id").values_list(*fields)[:batch])
@@ -75,8 +77,9 @@ def iter_rows(project: Project, patches: QuerySet[Patch], *, grid: bool = False,
             centre = Tile(pk=centre_id, file=row[8], linked=row[9])
             yield ExportRow(patch_id, image_name, slide, split, original, current, status,
                             centre_id, centre_file=centre,
-                            grid=tuple(row[10]) if grid else (),
-                            stats=stats[patch_id], opinion=said.get(patch_id))
+                            grid=tuple(row[12]) if grid else (),
+                            stats=stats[patch_id], opinion=said.get(patch_id),
+                            slide_x=row[10], slide_y=row[11])
         last = ids[-1]
 
 

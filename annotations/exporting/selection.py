@@ -44,7 +44,9 @@ class ExportFilter:
 
 
 def selected(project: Project, export_filter: ExportFilter) -> QuerySet[Patch]:
-    patches = Patch.objects.filter(project=project)
+    """The patches an export writes. Unlabelled ones (tissue from a whole slide nobody has
+    classified yet) are not records of a dataset and are left out of every format."""
+    patches = Patch.objects.filter(project=project).exclude(current_label=None)
     if export_filter.statuses != ALL_STATUSES:
         patches = patches.filter(status__in=export_filter.statuses)
     return patches

@@ -18,7 +18,7 @@ from .summary import SnapshotStats
 
 COLUMNS = ["patch_id", "slide_id", "split", "image_name", "original_label", "current_label",
            "status", "reviewers", "n_reviews", "agreement", "model_version",
-           "model_prediction", "model_confidence"]
+           "model_prediction", "model_confidence", "slide_x", "slide_y"]
 
 
 def line(row: ExportRow, classes: ClassList) -> list:
@@ -28,7 +28,8 @@ def line(row: ExportRow, classes: ClassList) -> list:
             ";".join(row.stats.reviewers), row.stats.n_reviews,
             "" if row.stats.agreement is None else row.stats.agreement,
             opinion.model_version if opinion else "", opinion.predicted if opinion else "",
-            opinion.confidence if opinion else ""]
+            opinion.confidence if opinion else "",
+            "" if row.slide_x is None else row.slide_x, "" if row.slide_y is None else row.slide_y]
 
 
 def export_csv(project: Project, out: Path, *, export_filter: ExportFilter | None = None,

@@ -83,6 +83,11 @@ def open_slide(path: Path):  # -> openslide.OpenSlide (imported lazily: a C libr
     try:
         return openslide.OpenSlide(str(path))
     except openslide.OpenSlideUnsupportedFormatError:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+        if magic in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            raise SourceError(f"{path.name}: a TIFF file OpenSlide cannot read: truncated or "
+                              "damaged, or a plain (untiled) TIFF rather than a slide") from None
         raise SourceError(f"{path.name}: not a whole-slide image OpenSlide can read "
                           "(supported: Aperio, Hamamatsu, Leica, MIRAX, Philips, Sakura, "
                           "Trestle, Ventana, DICOM, generic tiled TIFF)") from None
