@@ -37,12 +37,12 @@ from django.utils import timezone
 from annotations.consensus import DECISIONS
 from annotations.models import Lease, Patch, PatchStatus, Project, Review, ReviewAction
 from annotations.permissions import Act, can
-from inference.queries import active_version, scored_queue, with_scores
+from inference.queries import active_version, candidate_queue, scored_queue, with_scores
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-QUEUES = ("disagreement", "uncertain", "unreviewed", "audit", "disputed")
+QUEUES = ("disagreement", "uncertain", "unreviewed", "audit", "disputed", "candidates")
 MODEL_QUEUES = ("disagreement", "uncertain")
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash, so the audit sample is in SQL
 _HASH_RANGE = 2**32
@@ -58,6 +58,7 @@ class QueueFilters:
     predicted_label: int | None = None
     slide: int | None = None
     split: str | None = None
+    proposed_label: int | None = None  # candidates: the class they were proposed as
 
 
 def audit_key(project: Project) -> Mod:
@@ -92,6 +93,8 @@ def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFil
     if name == "disputed":
         return patches.filter(status=PatchStatus.DISPUTED).order_by("id")
     patches = patches.filter(status=PatchStatus.UNREVIEWED)
+    if name == "candidates":  # unlabelled patches proposed by similarity to seeds
+        return candidate_queue(patches, filters.proposed_label)
     if name == "audit":
         return (patches.annotate(audit_key=audit_key(project)).filter(in_audit_sample(project))
                 .order_by("audit_key", "id"))

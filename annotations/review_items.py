@@ -5,15 +5,18 @@ from __future__ import annotations
 from django.urls import reverse
 
 from annotations.models import Lease, Patch, Project
-from inference.queries import opinions
+from inference.queries import candidate_proposals, opinions, prototype_opinions
 
 
 def tile_url(tile_id: int | None) -> str | None:
     return reverse("tile-image", args=[tile_id]) if tile_id is not None else None
 
 
-def review_items(project: Project, leases: list[Lease]) -> list[dict]:
-    """One dict per lease, in lease order: the patch, its 5x5 tile URLs and the model's top 3.
+def review_items(project: Project, leases: list[Lease],
+                 proposed_label: int | None = None) -> list[dict]:
+    """One dict per lease, in lease order: the patch, its 5x5 tile URLs, the model's top 3,
+    the nearest class prototype (a second opinion) and, for a candidate, the class it was
+    proposed as (``proposed_label``, or its best proposal) and the seeds that proposed it.
 
     The label shown is the current one, which stays the original until a double read is
     settled, so a second reader never sees the first reader's decision.
@@ -22,6 +25,9 @@ def review_items(project: Project, leases: list[Lease]) -> list[dict]:
     patches = {p.pk: p for p in Patch.objects.filter(pk__in=ids)
                .select_related("slide", "current_label", "original_label")}
     said = opinions(project, ids)
+    nearest = prototype_opinions(project, ids)
+    candidates = [lease.patch_id for lease in leases if lease.queue == "candidates"]
+    proposals = candidate_proposals(candidates, proposed_label) if candidates else {}
     items = []
     for lease in leases:
         patch = patches[lease.patch_id]
@@ -43,5 +49,7 @@ def review_items(project: Project, leases: list[Lease]) -> list[dict]:
                 "top": [{"name": name, "p": round(p, 4)} for name, p in opinion.top],
                 "disagree": opinion.disagree,
             },
+            "prototype": nearest.get(patch.pk),
+            "candidate": proposals.get(patch.pk),
         })
     return items

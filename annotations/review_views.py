@@ -18,7 +18,8 @@ def _config(request: HttpRequest, project, queue: str) -> dict:
     classes = [{"id": c.id, "name": c.name, "hotkey": c.hotkey, "colour": c.colour}
                for c in project.classes.order_by("index")]
     filters = {key: request.GET[key] for key in ("current_label", "predicted_label", "slide",
-                                                 "split") if request.GET.get(key)}
+                                                 "split", "proposed_label")
+               if request.GET.get(key)}
     return {"project": project.slug, "queue": queue, "classes": classes, "filters": filters,
             "api": f"/api/projects/{project.slug}", "reasons": list(EXCLUDE_REASONS),
             "role": project.role_of(request.user)}

@@ -117,6 +117,11 @@ def submit(project: Project, user: User, patch_id: int, decision: Decision) -> P
             # on any queue): confirm keeps the label shown, correct sets the one chosen.
             action = ReviewAction.ADJUDICATE
             label = label or patch.current_label
+        if (action in (ReviewAction.CONFIRM, ReviewAction.ADJUDICATE) and label is None
+                and patch.current_label_id is None):
+            # An unlabelled patch (whole-slide import, candidates) has nothing to agree to.
+            raise ValidationError(f"patch {patch.image_name} has no label to confirm: "
+                                  "choose its class")
         history = list(Review.objects.filter(patch=patch).order_by("id"))
         if action == ReviewAction.UNDO and not _has_decision_to_undo(history, user):
             raise ValidationError("nothing of yours to undo on this patch")

@@ -1,12 +1,21 @@
 """This app's API routes under /api/projects/<slug>/ (spider_web.urls includes them)."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from inference import api
+from inference.similarity import api as similarity_api
 
 router = SimpleRouter()
 scoped = r"projects/(?P<project_slug>[-\w]+)"
 router.register(f"{scoped}/models", api.ModelVersionViewSet, basename="model-version")
 router.register(f"{scoped}/inference-jobs", api.InferenceJobViewSet, basename="inference-job")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("projects/<slug:project_slug>/similar/", similarity_api.similar, name="api-similar"),
+    path("projects/<slug:project_slug>/similarity-jobs/", similarity_api.similarity_jobs,
+         name="api-similarity-jobs"),
+    path("projects/<slug:project_slug>/candidates/<int:patch_id>/answer/",
+         similarity_api.answer_candidate, name="api-answer-candidate"),
+    *router.urls,
+]

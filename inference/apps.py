@@ -10,8 +10,12 @@ class InferenceConfig(AppConfig):
         from inference.panels import register_panels
         from inference.plots import register_plots
         from inference.queue_scores import connect
+        from inference.similarity.actions import register_job_type
+        from inference.similarity.panels import register_panels as register_similarity
 
         register_job_types()
         register_panels()
         register_plots()
         connect()
+        register_job_type()
+        register_similarity()

@@ -239,3 +239,12 @@ class InferenceJob(TrackedJob):
         if self.stage == self.Stage.EMBEDDING or not self.stage:
             return self.tiles_done, self.tiles_total, "tiles"
         return self.done, self.total or self.patches_total, "patches"
+
+
+# Similarity search keeps its models in their own module; importing them registers them.
+from inference.similarity.models import (  # noqa: E402, F401
+    Candidate,
+    ClassPrototypes,
+    SimilarityIndex,
+    SimilarityJob,
+)

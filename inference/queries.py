@@ -142,3 +142,46 @@ def slide_predictions(slide_id: int,
     rows = Prediction.objects.filter(model_version=version, patch__slide_id=slide_id)
     return {patch_id: (label_id, confidence) for patch_id, label_id, confidence
             in rows.values_list("patch_id", "predicted_id", "confidence")}
+
+
+def candidate_queue(patches: QuerySet[Patch], label_id: int | None = None) -> QuerySet[Patch]:
+    """Unlabelled ``patches`` proposed as a class (``label_id``, or any) and not rejected for
+    it, most similar to their seeds first: the ``candidates`` review queue."""
+    from django.db.models import Exists, OuterRef, Subquery
+
+    from inference.similarity.models import Candidate
+
+    rows = Candidate.objects.filter(patch=OuterRef("pk")).exclude(
+        state=Candidate.State.REJECTED)
+    if label_id:
+        rows = rows.filter(label_id=label_id)
+    best = rows.order_by("-similarity").values("similarity")[:1]
+    return (patches.filter(current_label__isnull=True).filter(Exists(rows))
+            .annotate(candidate_similarity=Subquery(best))
+            .order_by(F("candidate_similarity").desc(), "id"))
+
+
+def candidate_proposals(patch_ids: Iterable[int],
+                        label_id: int | None = None) -> dict[int, dict[str, Any]]:
+    """{patch id: its best open proposal}: class id and name, similarity, first seeds."""
+    from inference.similarity.models import Candidate
+
+    rows = (Candidate.objects.filter(patch_id__in=list(patch_ids))
+            .exclude(state=Candidate.State.REJECTED).select_related("label")
+            .order_by("patch_id", "-similarity"))
+    if label_id:
+        rows = rows.filter(label_id=label_id)
+    out: dict[int, dict[str, Any]] = {}
+    for c in rows:
+        out.setdefault(c.patch_id, {"label": c.label_id, "name": c.label.name,
+                                    "similarity": round(c.similarity, 4),
+                                    "seeds": c.seeds[:10]})
+    return out
+
+
+def prototype_opinions(project: Project, patch_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """{patch id: nearest class prototype (name, cosine, margin over the runner-up)}: the
+    review page's second opinion (empty until prototypes were computed)."""
+    from inference.similarity.prototypes import nearest_prototypes
+
+    return nearest_prototypes(project, patch_ids)

@@ -83,6 +83,8 @@ class NextSerializer(serializers.Serializer):
     predicted_label = serializers.IntegerField(required=False)
     slide = serializers.IntegerField(required=False)
     split = serializers.ChoiceField(choices=["train", "test", ""], required=False)
+    proposed_label = serializers.IntegerField(
+        required=False, help_text="candidates queue: the class they were proposed as")
 
 
 class PatchStateSerializer(serializers.ModelSerializer):
@@ -144,12 +146,13 @@ def next_items(request, project_slug: str, queue: str):
     params.is_valid(raise_exception=True)
     d = params.validated_data
     filters = QueueFilters(d.get("current_label"), d.get("predicted_label"), d.get("slide"),
-                           d.get("split"))
+                           d.get("split"), d.get("proposed_label"))
     try:
         leases = lease_next(project, request.user, queue, d["count"], filters)
     except QueueError as exc:
         raise ValidationError({"detail": str(exc)}) from exc
-    body: dict[str, object] = {"items": review_items(project, leases)}
+    body: dict[str, object] = {"items": review_items(project, leases,
+                                                     d.get("proposed_label"))}
     if len(leases) < d["count"]:  # say why the rest is not for you (the page shows it)
         body["elsewhere"] = vars(elsewhere(project, request.user, queue, filters))
     return Response(body)
