@@ -34,8 +34,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("accounts/password_reset/done/", "GET"): "public",
     ("accounts/reset/<uidb64>/<token>/", "GET"): "public",
     ("accounts/reset/done/", "GET"): "public",
-    ("api/schema/", "GET"): "public",  # issue 13 puts the schema behind login
-    ("api/docs/", "GET"): "public",
+    ("api/schema/", "GET"): "login",  # like every other endpoint (issue 13)
+    ("api/docs/", "GET"): "login",
     ("api/auth/token/", "POST"): "public",
     ("api/auth/token/revoke/", "POST"): "login",
     ("api/tiles/<int:tile_id>/image/", "GET"): "viewer",
@@ -86,13 +86,6 @@ MATRIX: dict[tuple[str, str], str] = {
     ("p/<slug:slug>/predict/", "POST"): "admin",
     ("p/<slug:slug>/train/", "POST"): "admin",
     ("p/<slug:slug>/models/<int:version_id>/activate/", "POST"): "admin",
-    ("api/projects/<slug:project_slug>/similar/", "GET"): "viewer",
-    ("api/projects/<slug:project_slug>/similarity-jobs/", "GET"): "viewer",
-    ("api/projects/<slug:project_slug>/similarity-jobs/", "POST"): "reviewer",  # index: admin
-    ("api/projects/<slug:project_slug>/candidates/<int:patch_id>/answer/", "POST"): "reviewer",
-    ("p/<slug:slug>/similarity/index/", "POST"): "admin",
-    ("p/<slug:slug>/similarity/prototypes/", "POST"): "admin",
-    ("p/<slug:slug>/similarity/candidates/", "POST"): "reviewer",
     ("", "GET"): "login",
     ("p/<slug:slug>/", "GET"): "viewer",
     ("p/<slug:slug>/patches/", "GET"): "viewer",
