@@ -86,6 +86,13 @@ MATRIX: dict[tuple[str, str], str] = {
     ("p/<slug:slug>/predict/", "POST"): "admin",
     ("p/<slug:slug>/train/", "POST"): "admin",
     ("p/<slug:slug>/models/<int:version_id>/activate/", "POST"): "admin",
+    ("api/projects/<slug:project_slug>/similar/", "GET"): "viewer",
+    ("api/projects/<slug:project_slug>/similarity-jobs/", "GET"): "viewer",
+    ("api/projects/<slug:project_slug>/similarity-jobs/", "POST"): "reviewer",  # index: admin
+    ("api/projects/<slug:project_slug>/candidates/<int:patch_id>/answer/", "POST"): "reviewer",
+    ("p/<slug:slug>/similarity/index/", "POST"): "admin",
+    ("p/<slug:slug>/similarity/prototypes/", "POST"): "admin",
+    ("p/<slug:slug>/similarity/candidates/", "POST"): "reviewer",
     ("", "GET"): "login",
     ("p/<slug:slug>/", "GET"): "viewer",
     ("p/<slug:slug>/patches/", "GET"): "viewer",
