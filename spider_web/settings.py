@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "annotations.middleware.DemoAutoLoginMiddleware",
     "annotations.middleware.LoginRequiredEverywhereMiddleware",
+    "annotations.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -185,6 +186,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, classes, slides, patches and tiles of pathology patch datasets.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and Swagger UI need a login like every other endpoint.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -205,8 +208,36 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# HTTPS. Behind a TLS-terminating proxy set HTTPS=1: redirects to https, HSTS for a year,
+# Secure cookies; each has its own variable to override it. SECURE_PROXY_SSL_HEADER names the
+# header the proxy sets, e.g. "HTTP_X_FORWARDED_PROTO,https" (only when the proxy always sets
+# it: a client could otherwise claim https).
+HTTPS = env_bool("HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if not SECURE_HSTS_PRELOAD:
+    # Preloading puts the host name into the browsers' built-in HTTPS-only list, which is
+    # slow to undo: an operator's decision (SECURE_HSTS_PRELOAD=1), not a default.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+_proxy_header = env_list("SECURE_PROXY_SSL_HEADER", [])
+if _proxy_header:
+    if len(_proxy_header) != 2:
+        raise ImproperlyConfigured('SECURE_PROXY_SSL_HEADER is "HEADER,value", e.g. '
+                                   '"HTTP_X_FORWARDED_PROTO,https"')
+    SECURE_PROXY_SSL_HEADER = (_proxy_header[0], _proxy_header[1])
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
+# Sent with every response (annotations.middleware.ContentSecurityPolicyMiddleware). Pages load
+# scripts from /static/ only; inline style attributes carry class colours; images come from
+# the app, and data:/blob: URLs for the plots' PNG download and the slide viewer.
+SPIDER_CONTENT_SECURITY_POLICY = env_str(
+    "SPIDER_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; font-src 'self' data:; "
+    "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'")
 
 # Import limits: a 224x224 PNG is far below this; anything bigger is refused unread.
 SPIDER_MAX_TILE_BYTES = env_int("SPIDER_MAX_TILE_BYTES", 4 * 1024 * 1024)
