@@ -10,6 +10,7 @@ class InferenceConfig(AppConfig):
         from inference.panels import register_panels
         from inference.plots import register_plots
         from inference.queue_scores import connect
+        from inference.round_trigger import connect as connect_rounds
         from inference.similarity.actions import register_job_type
         from inference.similarity.panels import register_panels as register_similarity
 
@@ -17,5 +18,6 @@ class InferenceConfig(AppConfig):
         register_panels()
         register_plots()
         connect()
+        connect_rounds()
         register_job_type()
         register_similarity()

@@ -22,6 +22,7 @@ from django.utils import timezone
 from annotations import lifecycle
 from annotations.models import Patch
 from annotations.models.jobs import stale_before
+from inference import rounds
 from inference.embedding import embed_chunk, missing_tiles
 from inference.models import InferenceJob
 from inference.options import TrainOptions
@@ -118,9 +119,15 @@ def train_step(job: InferenceJob) -> None:
     def progress(done: int, total: int) -> None:
         lifecycle.advance(job, done, total=total)
 
+    extra = None
+    if job.kind == InferenceJob.Kind.ROUND:
+        extra = {"round": {"job": job.pk, "trigger": job.options.get("trigger", "button"),
+                           **rounds.snapshot(job.project)}}
     version = train_version(job.project, job.space, TrainOptions(**job.options["train"]),
-                            user=job.created_by, progress=progress)
+                            user=job.created_by, progress=progress, extra=extra)
+    activation = version.training.get("activation", {})
     lifecycle.succeed(job, model_version=version, summary={
-        "model_version": version.name, "metrics": {
+        "model_version": version.name, "activated": activation.get("activated"),
+        "activation": activation.get("reason"), "metrics": {
             k: version.metrics.get(k) for k in ("accuracy", "balanced_accuracy", "weighted_f1",
                                                 "oof_accuracy", "evaluated_on")}})

@@ -194,6 +194,7 @@ class InferenceJob(TrackedJob):
     class Kind(models.TextChoices):
         PREDICT = "predict", "Predict"
         TRAIN = "train", "Train head"
+        ROUND = "round", "Retraining round"
 
     class Stage(models.TextChoices):
         EMBEDDING = "embedding", "Embedding tiles"
@@ -248,3 +249,43 @@ from inference.similarity.models import (  # noqa: E402, F401
     SimilarityIndex,
     SimilarityJob,
 )
+
+
+class LabelIssue(models.Model):
+    """A patch whose label confident learning flags as likely wrong, by one model version
+    (cleanlab's ``find_label_issues`` over the version's out-of-fold probabilities).
+
+    Rows only for flagged patches; written with the version's predictions by the worker.
+    """
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE,
+                                      related_name="label_issues")
+    patch = models.ForeignKey(Patch, on_delete=models.CASCADE, related_name="label_issues")
+    given_label = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="+")
+    likely_label = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "patch"], name="label_issue_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"label issue on patch {self.patch_id} by model {self.model_version_id}"
+
+
+class RetrainPolicy(models.Model):
+    """When a project retrains by itself: a round after every ``every_settled`` settled
+    decisions (0: only from the button). ``settled_at_last_round`` is the settled count when
+    the last round was queued, so a trigger fires once per threshold however many reviewers
+    cross it together (the row is locked to move it)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE,
+                                   related_name="retrain_policy")
+    every_settled = models.PositiveIntegerField(default=0)
+    settled_at_last_round = models.PositiveIntegerField(default=0)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"retrain {self.project_id} every {self.every_settled} settled"

@@ -15,14 +15,20 @@ HEADS = ("context", "centre")
 
 @dataclass(frozen=True)
 class TrainOptions:
-    epochs: int = SPIDER_EPOCHS
-    batch_size: int = SPIDER_BATCH_SIZE
-    lr: float = SPIDER_LR
+    """None means "choose for the project's size" (:mod:`inference.recipe`); ``patience`` 0
+    turns early stopping off; ``activate`` makes the new version active unless it is worse
+    than the active one (:mod:`inference.guard`), ``force_activate`` even then."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    patience: int | None = None
     folds: int = 5
     seed: int = 0
     head: str = "context"
     name: str = ""
     activate: bool = True
+    force_activate: bool = False
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:

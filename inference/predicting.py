@@ -17,6 +17,7 @@ from torch import nn
 
 from annotations.models import LabelClass, Patch
 from inference import queue_scores
+from inference.confident_learning import label_quality
 from inference.embedding import grid_embeddings, inference_device
 from inference.modeling import predict_probs, score_patches
 from inference.models import ModelVersion, Prediction
@@ -51,7 +52,11 @@ def store_predictions(
     labels = np.array([position.get(label, -1) if label is not None else -1
                        for label in label_ids], dtype=np.int64)
     scores = score_patches(probs, labels)
-    quality = getattr(scores, settings.SPIDER_LABEL_QUALITY)
+    quality = np.full(len(labels), np.nan)
+    labelled_rows = labels >= 0
+    if labelled_rows.any():  # cleanlab's scores: the same measures as score_patches'
+        quality[labelled_rows] = label_quality(labels[labelled_rows], probs[labelled_rows],
+                                               settings.SPIDER_LABEL_QUALITY)
     oof = np.broadcast_to(np.asarray(out_of_fold, dtype=bool), (len(patch_ids),))
     rows = []
     for i, patch_id in enumerate(patch_ids):

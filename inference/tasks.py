@@ -31,7 +31,8 @@ def embed_step(job_id: int) -> None:
         if outcome == "embed":
             embed_step.delay(job_id)
         elif outcome == "next":
-            (train_step if job.kind == InferenceJob.Kind.TRAIN else predict_step).delay(job_id)
+            trains = job.kind in (InferenceJob.Kind.TRAIN, InferenceJob.Kind.ROUND)
+            (train_step if trains else predict_step).delay(job_id)
 
     _step(job_id, work)
 

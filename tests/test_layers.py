@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("annotations", "inference", "spider_web")
-HEAVY = ("torch", "timm", "datasets", "pyarrow")
+HEAVY = ("torch", "timm", "datasets", "pyarrow", "cleanlab", "sklearn", "pandas")
 
 
 def project_modules() -> dict[str, Path]:
@@ -191,7 +191,7 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in %r)))
 """
 
 
-def test_web_tier_never_loads_torch_timm_datasets_or_pyarrow():
+def test_web_tier_never_loads_torch_timm_datasets_pyarrow_or_cleanlab():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "spider_web.settings"}
     done = subprocess.run([sys.executable, "-c", WEB_TIER_SCRIPT % (HEAVY,)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=120)

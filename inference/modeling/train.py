@@ -33,6 +33,9 @@ class TrainConfig:
     seed: int = 0
     head: HeadKind = "context"
     device: str = "cpu"
+    # Early stopping: with held-out rows, stop once their loss has not improved for this many
+    # epochs and keep the best epoch's weights (None: train all epochs).
+    patience: int | None = None
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,14 @@ def train_head(
     indices: np.ndarray | None = None,
     progress: ProgressFn | None = None,
     fold: int | None = None,
+    held: np.ndarray | None = None,
+    history: list[float] | None = None,
 ) -> nn.Module:
     """Train (a fresh or the given) head on rows ``indices`` (default all labelled rows).
+
+    With ``held`` rows and ``config.patience``, training stops early on their loss (plain
+    cross-entropy, no smoothing) and the best epoch's weights are kept; ``history`` (if
+    given) receives that held-out loss after every epoch.
 
     ``embeddings`` is (N, 25, D) or (N, D), float16 is fine (a tensor, array or memmap);
     ``blank`` (N, 25) bool marks missing context tiles; labels of -1 are skipped. The same
@@ -115,8 +124,31 @@ def train_head(
         if head is None:
             head = build_head(config.head, int(embeddings.shape[-1]), num_classes)
         head.to(device).train()
-        _fit(head, embeddings, y_all, blank, rows, config, device, progress, fold)
+        _fit(head, embeddings, y_all, blank, rows, config, device, progress, fold,
+             _labelled(held, y_all), history)
     return head.eval()
+
+
+def _labelled(rows: np.ndarray | None, y_all: np.ndarray) -> np.ndarray | None:
+    if rows is None:
+        return None
+    rows = np.asarray(rows, dtype=np.int64)
+    rows = rows[y_all[rows] >= 0]
+    return rows if len(rows) else None
+
+
+@torch.inference_mode()
+def _held_loss(head: nn.Module, embeddings: Any, y_all: np.ndarray, blank: Any | None,
+               rows: np.ndarray, device: torch.device) -> float:
+    head.eval()
+    total = 0.0
+    for start in range(0, len(rows), 1024):
+        batch = rows[start : start + 1024]
+        logits = head(_take(embeddings, batch, device), _take_mask(blank, batch, device))
+        target = torch.from_numpy(y_all[batch]).to(device)
+        total += float(nn.functional.cross_entropy(logits.float(), target, reduction="sum"))
+    head.train()
+    return total / len(rows)
 
 
 def _fit(
@@ -129,6 +161,8 @@ def _fit(
     device: torch.device,
     progress: ProgressFn | None,
     fold: int | None,
+    held: np.ndarray | None = None,
+    history: list[float] | None = None,
 ) -> None:
     steps_per_epoch = math.ceil(len(rows) / config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -139,6 +173,8 @@ def _fit(
     shuffle = np.random.default_rng(config.seed)
     use_amp = device.type == "cuda"
     step = 0
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
+    since_best = 0
     for epoch in range(config.epochs):
         order = rows[shuffle.permutation(len(rows))]
         for start in range(0, len(order), config.batch_size):
@@ -155,6 +191,20 @@ def _fit(
             step += 1
             if progress is not None:
                 progress(TrainProgress(fold, epoch, step, total, float(loss.detach())))
+        if held is None or config.patience is None:
+            continue
+        held_loss = _held_loss(head, embeddings, y_all, blank, held, device)
+        if history is not None:
+            history.append(held_loss)
+        if best is None or held_loss < best[0]:
+            best = (held_loss, {k: v.detach().clone() for k, v in head.state_dict().items()})
+            since_best = 0
+        else:
+            since_best += 1
+            if since_best >= config.patience:
+                break
+    if best is not None:
+        head.load_state_dict(best[1])
 
 
 @torch.inference_mode()
@@ -203,7 +253,26 @@ def assign_folds(slide_ids: Any, folds: int = 5, seed: int = 0) -> np.ndarray:
     return slide_fold[inverse]
 
 
-def out_of_fold_probs(
+@dataclass(frozen=True)
+class OutOfFold:
+    """Out-of-fold probabilities and, with early stopping, each fold's held-out loss curve."""
+
+    probs: np.ndarray  # (N, C)
+    held_loss: list[list[float]]  # per fold, per epoch trained (empty without early stopping)
+
+    @property
+    def best_epochs(self) -> list[int]:
+        """Per fold, the epoch count whose weights were kept (1-based)."""
+        return [int(np.argmin(curve)) + 1 for curve in self.held_loss if curve]
+
+    @property
+    def loss(self) -> float | None:
+        """Mean held-out cross-entropy at the kept epochs, over folds."""
+        best = [min(curve) for curve in self.held_loss if curve]
+        return float(np.mean(best)) if best else None
+
+
+def out_of_fold_fit(
     embeddings: Any,
     labels: Any,
     slide_ids: Any,
@@ -213,17 +282,20 @@ def out_of_fold_probs(
     folds: int = 5,
     config: TrainConfig = TrainConfig(),
     progress: ProgressFn | None = None,
-) -> np.ndarray:
-    """(N, C) probabilities where each patch is predicted by a head that never saw its slide.
+) -> OutOfFold:
+    """Probabilities where each patch is predicted by a head that never saw its slide.
 
     Label-quality scores need these: a head scoring patches it trained on mostly repeats
-    their labels back. Unlabelled patches (-1) are predicted too but never trained on.
+    their labels back. Unlabelled patches (-1) are predicted too but never trained on. With
+    ``config.patience`` each fold stops early on its held-out slides' loss.
     """
     fold_of = assign_folds(slide_ids, folds, config.seed)
     probs = np.zeros((len(fold_of), num_classes), dtype=np.float32)
+    curves: list[list[float]] = []
     for fold in range(int(fold_of.max()) + 1):
         held = np.flatnonzero(fold_of == fold)
         train_rows = np.flatnonzero(fold_of != fold)
+        curve: list[float] = []
         head = train_head(
             embeddings,
             labels,
@@ -233,8 +305,16 @@ def out_of_fold_probs(
             indices=train_rows,
             progress=progress,
             fold=fold,
+            held=held if config.patience is not None else None,
+            history=curve,
         )
+        curves.append(curve)
         probs[held] = predict_probs(
             head, embeddings, blank=blank, indices=held, device=config.device
         )
-    return probs
+    return OutOfFold(probs, curves)
+
+
+def out_of_fold_probs(embeddings: Any, labels: Any, slide_ids: Any, **kwargs: Any) -> np.ndarray:
+    """(N, C) out-of-fold probabilities (see :func:`out_of_fold_fit`)."""
+    return out_of_fold_fit(embeddings, labels, slide_ids, **kwargs).probs
