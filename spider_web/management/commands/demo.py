@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 
 from annotations.actions import get_or_create_project, set_membership
 from annotations.models import Role
-from annotations.sample_data import build_spider_folder, cache_dir
+from annotations.sample_data import build_spider_folder, cache_dir, sample_image_path
 
 DEMO_USERS = {"demo": Role.ADMIN, "reviewer": Role.REVIEWER, "viewer": Role.VIEWER}
 
@@ -43,11 +43,29 @@ class Command(BaseCommand):
             set_membership(project, user, role)
         call_command("import_spider", str(folder), project="demo", stdout=self.stdout,
                      stderr=self.stderr)
+        self.import_whole_slide(project)
         if not options["no_model"]:
             self.train_and_rank(project, folder)
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready: users {', '.join(DEMO_USERS)} (password {password!r}); planted "
             f"errors listed in {folder / 'planted_errors.json'}"))
+
+    def import_whole_slide(self, project) -> None:
+        """The same real slide, tiled as a whole slide: unlabelled tissue tiles that the
+        model's heatmap covers on the slide page (imported once; a re-run adds nothing)."""
+        from annotations.importing import import_slide
+        from annotations.models import Slide
+
+        slide = sample_image_path()
+        if Slide.objects.filter(project=project, source_file=str(slide)).exists():
+            return
+        report = import_slide(project, slide, name="cmu_small_region (whole slide)")
+        self.stdout.write(f"Whole slide {slide.name}: {report.summary_line()}")
+        from inference.queries import active_version
+
+        if active_version(project) is not None:  # a demo from before whole slides: predict them
+            call_command("predict", project="demo", wait=True, stdout=self.stdout,
+                         stderr=self.stderr)
 
     def train_and_rank(self, project, folder) -> None:
         """Train a head on the demo's own (partly wrong) labels, then check how many planted
