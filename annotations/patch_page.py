@@ -49,7 +49,8 @@ def patch_page_context(request: HttpRequest, project: Project, patch: Patch) -> 
 
     opinion = opinions(project, [patch.pk]).get(patch.pk)
     current = patch.current_label.name if patch.current_label else None
-    disagrees = opinion is not None and opinion.predicted != current
+    # An unlabelled patch has no label to disagree with: the page says what the model says.
+    disagrees = opinion is not None and current is not None and opinion.predicted != current
     classes = list(project.classes.order_by("index"))
     suggested = next((c.pk for c in classes if opinion and c.name == opinion.predicted), None)
     may_review = can(request.user, project, Act.REVIEW)

@@ -11,6 +11,7 @@ from annotations import lifecycle
 from annotations.models import LabelClass, Patch, Project
 from annotations.permissions import Act, require
 from inference.similarity import tasks
+from inference.similarity.candidates import default_seeds
 from inference.similarity.models import SimilarityJob
 
 if TYPE_CHECKING:
@@ -65,6 +66,9 @@ def start_candidates(project: Project, label_id: int, *, seeds: list[int] | None
         raise SimilarityJobError(f"no class {label_id} in project {project.slug}")
     if not 1 <= k <= MAX_K:
         raise SimilarityJobError(f"k must be between 1 and {MAX_K}")
+    if not seeds and not default_seeds(project, label_id):
+        raise SimilarityJobError("the class has no settled patches to seed from yet: choose "
+                                 "seed patches (e.g. from a patch's \"more like this\")")
     if seeds:
         found = set(Patch.objects.filter(project=project, pk__in=seeds)
                     .values_list("id", flat=True))

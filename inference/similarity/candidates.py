@@ -41,9 +41,10 @@ def unlabelled(project: Project) -> Any:
                                 current_label__isnull=True, status=PatchStatus.UNREVIEWED)
 
 
-def default_seeds(project: Project, label: LabelClass) -> list[int]:
-    """All settled patches of ``label``, sampled evenly down to MAX_SEEDS."""
-    ids = list(Patch.objects.filter(project=project, current_label=label, status__in=SETTLED)
+def default_seeds(project: Project, label_id: int) -> list[int]:
+    """All settled patches of the class, sampled evenly down to MAX_SEEDS."""
+    ids = list(Patch.objects.filter(project=project, current_label_id=label_id,
+                                    status__in=SETTLED)
                .order_by("id").values_list("id", flat=True))
     if len(ids) > MAX_SEEDS:
         picks = np.linspace(0, len(ids) - 1, MAX_SEEDS).round().astype(int)
@@ -60,7 +61,7 @@ def propose(job: SimilarityJob) -> dict[str, Any]:
     row = current_index(project)
     if row is None:
         raise NothingToIndex(f"project {project.slug!r} has no similarity index yet")
-    seeds = [int(s) for s in job.options.get("seeds") or default_seeds(project, label)]
+    seeds = [int(s) for s in job.options.get("seeds") or default_seeds(project, label.pk)]
     if not seeds:
         raise ValidationError(f"class {label.name!r} has no settled patches to seed from: "
                               "choose seed patches")

@@ -152,6 +152,8 @@
   }
 
   document.addEventListener("keydown", onKey);
+  const similar = $("similar");
+  if (similar && window.similarPanel) window.similarPanel.attach(similar).load();
   const panel = $("patch-review");
   if (!panel) return;
   // Buttons act on the click and keep no focus, so no later key press can "press" them.

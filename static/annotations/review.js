@@ -3,6 +3,8 @@
 // Items are leased a few at a time ahead of need and their 25 tiles decoded in the
 // background, so a key press paints the next patch from memory; the decision is sent
 // without waiting (a refused one comes back with the server's explanation).
+// In the candidates queue each patch is proposed as a class: Enter says yes, N no, a class
+// key another class (the answers API); M shows the patches most like the one shown.
 "use strict";
 
 (() => {
@@ -16,6 +18,9 @@
   const viewer = $("viewer");
   const stage = $("stage");
   const UM_PER_PX = 0.5; // SPIDER tiles: 20x, 0.5 um per native pixel
+  const candidates = cfg.queue === "candidates";
+  const similarBox = $("similar");
+  const similar = similarBox && window.similarPanel ? window.similarPanel.attach(similarBox) : null;
 
   const buffer = []; // items ready to show (tiles decoding or decoded)
   const seen = new Set(); // patch ids already shown or buffered in this page
@@ -112,12 +117,29 @@
     }));
     const verdict = $("model-verdict");
     const best = top[0];
-    const disagrees = Boolean(best && (!label || best.name !== label.name));
+    const disagrees = Boolean(best && label && best.name !== label.name);
     verdict.classList.toggle("disagree", disagrees);
-    verdict.textContent = !best ? "" : disagrees
+    verdict.textContent = !best ? "" : !label
+      ? `Model says ${best.name} (${(best.p * 100).toFixed(0)}%); the patch has no label yet.`
+      : disagrees
       ? `Model disagrees with the label: it says ${best.name} (${(best.p * 100).toFixed(0)}%).`
       : `Model agrees with the label (${(best.p * 100).toFixed(0)}%).`;
     $("model-box").hidden = !item.model;
+    const proto = item.prototype;
+    $("prototype-opinion").hidden = !proto;
+    $("prototype-opinion").textContent = proto
+      ? `Nearest class prototype: ${proto.name} (cosine ${proto.similarity.toFixed(3)}` +
+        (proto.margin !== null ? `, ${proto.margin.toFixed(3)} ahead of the next` : "") + ")"
+      : "";
+  }
+
+  function paintCandidate(item) {
+    const c = item.candidate;
+    $("candidate-box").hidden = !c;
+    if (!c) return;
+    $("candidate-label").textContent = c.name;
+    $("candidate-meta").textContent =
+      `similarity ${c.similarity.toFixed(3)} to seed patch${c.seeds.length === 1 ? "" : "es"} ${c.seeds.join(", ")}`;
   }
 
   function paint(item) {
@@ -128,6 +150,8 @@
     $("patch-meta").textContent =
       `${item.image_name} · slide ${item.slide} · ${item.split || "no split"} · ${item.queue}`;
     paintModel(item, label);
+    paintCandidate(item);
+    if (similarBox && !similarBox.hidden) similar.setSeeds([item.patch]);
     const suggested = suggestion(item);
     document.querySelectorAll("#class-buttons button").forEach((b) => {
       const id = Number(b.dataset.class);
@@ -152,6 +176,8 @@
       $("current-label").textContent = "–";
       $("patch-meta").textContent = "";
       $("model-box").hidden = true;
+      $("candidate-box").hidden = true;
+      $("prototype-opinion").hidden = true;
       document.querySelectorAll("#class-buttons button").forEach((b) => {
         b.classList.remove("current", "suggested");
       });
@@ -209,12 +235,13 @@
     $("queue-left").textContent = `${left} of ${Math.max(startSize, left)} left in ${cfg.queue}`;
   }
 
-  async function submit(item, body) {
+  async function submit(item, body, path) {
     inflight += 1;
-    const {status, data} = await api(`/patches/${item.patch}/reviews/`, body)
+    const {status, data} = await api(path || `/patches/${item.patch}/reviews/`, body)
       .finally(() => { inflight -= 1; });
     if (status === 201) {
       done += body.action === "undo" ? -1 : 1;
+      if (body.answer) document.body.dataset.answered = String(Number(document.body.dataset.answered || 0) + 1);
       $("done-count").textContent = `${done} decided on this page`;
       refreshCounts();
       return data.patch;
@@ -243,11 +270,31 @@
     say("");
     showNext(); // paint the next patch now; the decision travels meanwhile
     // Kept in the order the keys were pressed, whatever order the answers come back in.
-    history.push({item, saved: submit(item, body)});
+    history.push({item, undoable: true, saved: submit(item, body)});
+  }
+
+  // A candidate's answer: "yes" (the proposed class), "no" (never proposed as it again) or
+  // "other" with the class it is; yes and other are review rows, undone like any decision.
+  function answer(kind, label) {
+    if (!current) return;
+    const item = current;
+    if (!item.candidate) { say("This patch is not a candidate here.", "info"); return; }
+    const body = {proposed: item.candidate.label, answer: kind, patch_version: item.version,
+      time_spent_ms: Math.round(performance.now() - shownAt)};
+    if (kind === "other") body.label = label;
+    say("");
+    showNext();
+    history.push({item, undoable: kind !== "no",
+      saved: submit(item, body, `/candidates/${item.patch}/answer/`)});
   }
 
   function chooseClass(classId) {
     if (!current) return;
+    if (candidates && current.candidate) {
+      if (classId === current.candidate.label) answer("yes");
+      else answer("other", classId);
+      return;
+    }
     if (classId === current.current_label) decide("confirm");
     else decide("correct", {label: classId});
   }
@@ -255,6 +302,11 @@
   async function undo() {
     const last = history.pop();
     if (!last) { say("Nothing to undo on this page.", "info"); return; }
+    if (!last.undoable) {
+      say(`Your "no" on ${last.item.image_name} stands: it will not be proposed as ` +
+          `${last.item.candidate.name} again (its patch page still takes any decision).`, "info");
+      return;
+    }
     const state = await last.saved;
     if (!state) { say("That decision was not saved, so there is nothing to undo.", "info"); return; }
     const {status, data} = await api(`/patches/${last.item.patch}/reviews/`,
@@ -282,6 +334,12 @@
     if (!current) return;
     api(`/patches/${current.patch}/skip/`);
     showNext();
+  }
+
+  function toggleSimilar() {
+    if (!similarBox) return;
+    similarBox.hidden = !similarBox.hidden;
+    if (!similarBox.hidden && current) similar.setSeeds([current.patch]);
   }
 
   function toggle(attr, a, b) {
@@ -382,7 +440,11 @@
       return;
     }
     const help = $("help");
-    if (key === "Escape") { help.hidden = true; exclude.close(); say(""); return; }
+    if (key === "Escape") {
+      help.hidden = true; exclude.close(); say("");
+      if (similarBox) similarBox.hidden = true;
+      return;
+    }
     if (exclude.isOpen()) {
       const reason = cfg.reasons[Number(key) - 1];
       if (reason) { event.preventDefault(); exclude.choose(reason); }
@@ -390,7 +452,9 @@
     }
     const lower = key.length === 1 ? key.toLowerCase() : key;
     const actions = {
-      Enter: () => decide("confirm"),
+      Enter: () => (candidates ? answer("yes") : decide("confirm")),
+      n: () => (candidates ? answer("no") : undefined),
+      m: toggleSimilar,
       ";": acceptModel,
       Backspace: undo,
       s: skip,
@@ -426,7 +490,8 @@
     const button = e.target.closest("button[data-action]");
     if (!button) return;
     const a = button.dataset.action;
-    const run = {confirm: () => decide("confirm"), unsure: () => decide("unsure"),
+    const run = {confirm: () => (candidates ? answer("yes") : decide("confirm")),
+      no: () => answer("no"), similar: toggleSimilar, unsure: () => decide("unsure"),
       accept: acceptModel,
       exclude: exclude.open, skip, undo, help: () => { $("help").hidden = !$("help").hidden; },
       context: () => toggle("context", "on", "off"), zoom: () => toggle("zoom", "fit", "full")};
