@@ -46,6 +46,7 @@ class Command(BaseCommand):
         self.import_whole_slide(project)
         if not options["no_model"]:
             self.train_and_rank(project, folder)
+            self.grow(project)
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready: users {', '.join(DEMO_USERS)} (password {password!r}); planted "
             f"errors listed in {folder / 'planted_errors.json'}"))
@@ -81,6 +82,36 @@ class Command(BaseCommand):
         found, top = planted_in_top(project, folder, active_version(project), 20)
         self.stdout.write(f"Planted errors among the top {top} of the disagreement queue: "
                           f"{found}")
+
+    def grow(self, project) -> None:
+        """The similarity index, the class prototypes with their few-shot figures, and for
+        each class the unlabelled patches most like its 5 most typical patches, proposed as
+        candidates (jobs, run in-process here as everything in the demo)."""
+        from inference.similarity import actions
+        from inference.similarity.candidates import unlabelled
+        from inference.similarity.prototypes import current
+
+        try:
+            actions.start_index(project, check=False)
+            actions.start_prototypes(project, check=False)
+        except actions.SimilarityJobError as exc:
+            self.stdout.write(f"Similarity: {exc}")
+            return
+        prototypes = current(project)
+        if prototypes is None or not unlabelled(project).exists():
+            return
+        ordering = prototypes.fewshot.get("ordering", {})
+        for class_id, lists in ordering.items():
+            seeds = [pid for pid, _ in lists["typical"][:5]]
+            try:
+                actions.start_candidates(project, int(class_id), seeds=seeds, k=20,
+                                         check=False)
+            except actions.SimilarityJobError as exc:
+                self.stdout.write(f"Candidates for class {class_id}: {exc}")
+        five = prototypes.fewshot.get("5-shot", {}).get("accuracy", {}).get("mean")
+        self.stdout.write(f"Similarity index built; {unlabelled(project).count()} unlabelled "
+                          f"patches, candidates proposed for {len(ordering)} classes; 5-shot "
+                          f"prototype accuracy {five if five is None else round(five, 3)}")
 
 
 def planted_in_top(project, folder, version, k: int) -> tuple[int, int]:
