@@ -8,6 +8,7 @@ of cells of one class whose confidence reaches a threshold, largest first.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +106,19 @@ def significant_areas(m: SlideMap, threshold: float,
         })
     areas.sort(key=lambda a: (-a["cells"], -a["mean_confidence"]))
     return areas[:MAX_AREAS]
+
+
+def metric_options(query: Mapping[str, str]) -> tuple[float, int]:
+    """``threshold`` (0..1) and ``min_cells`` (>= 1) from a query string; ValueError says
+    what is wrong."""
+    try:
+        threshold = float(query.get("threshold", DEFAULT_THRESHOLD))
+        min_cells = int(query.get("min_cells", DEFAULT_MIN_CELLS))
+    except (TypeError, ValueError):
+        raise ValueError("threshold is a number in 0..1 and min_cells an integer") from None
+    if not 0.0 <= threshold <= 1.0 or min_cells < 1:
+        raise ValueError("threshold is a number in 0..1 and min_cells an integer >= 1")
+    return threshold, min_cells
 
 
 def tissue_metrics(m: SlideMap, *, threshold: float = DEFAULT_THRESHOLD,

@@ -8,6 +8,7 @@ quickhash. The heatmap and metrics come from the API (``.../slides/<id>/heatmap/
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -16,7 +17,7 @@ from annotations import deepzoom
 from annotations.access import access_project
 from annotations.models import Project, Slide
 from annotations.permissions import allowed_actions
-from annotations.slide_maps import slide_map, tissue_metrics
+from annotations.slide_maps import metric_options, slide_map, tissue_metrics
 
 
 def whole_slide(project: Project, slide_id: int) -> Slide:
@@ -30,7 +31,12 @@ def whole_slide(project: Project, slide_id: int) -> Slide:
 def slide_detail(request: HttpRequest, slug: str, slide_id: int) -> HttpResponse:
     project = access_project(request.user, slug)
     slide = whole_slide(project, slide_id)
-    metrics = tissue_metrics(slide_map(slide))
+    try:
+        threshold, min_cells = metric_options(request.GET)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        threshold, min_cells = metric_options({})
+    metrics = tissue_metrics(slide_map(slide), threshold=threshold, min_cells=min_cells)
     return render(request, "annotations/slide_detail.html", {
         "project": project, "slide": slide, "metrics": metrics,
         "can": allowed_actions(request.user, project),

@@ -160,9 +160,9 @@ def test_a_slide_import_from_the_project_page_is_checked_and_queued(client, user
 def predicted_slide(imported, svs, eager):
     """The sample's labelled patches and the whole slide, with a head trained and predicting."""
     import_slide(imported, svs)
-    call_command("train_head", "--project", imported.slug, "--epochs", "3", "--folds", "2",
-                 "--backbone", "color-texture", "--json", stdout=io.StringIO(),
-                 stderr=io.StringIO())
+    call_command("train_head", "--project", imported.slug, "--epochs", "30", "--folds", "2",
+                 "--batch-size", "32", "--lr", "1e-3", "--backbone", "color-texture", "--json",
+                 stdout=io.StringIO(), stderr=io.StringIO())
     return Slide.objects.get(project=imported, source_file__endswith=".svs")
 
 

@@ -13,13 +13,7 @@ from rest_framework.response import Response
 
 from annotations.api.views import ProjectScopedViewSet
 from annotations.models import Slide
-from annotations.slide_maps import (
-    DEFAULT_MIN_CELLS,
-    DEFAULT_THRESHOLD,
-    heatmap_payload,
-    slide_map,
-    tissue_metrics,
-)
+from annotations.slide_maps import heatmap_payload, metric_options, slide_map, tissue_metrics
 
 
 class SlideSerializer(serializers.ModelSerializer):
@@ -33,15 +27,10 @@ class SlideSerializer(serializers.ModelSerializer):
 
 
 def metrics_options(request: Request) -> tuple[float, int]:
-    """``threshold`` (0..1) and ``min_cells`` (>= 1) from the query, validated."""
     try:
-        threshold = float(request.query_params.get("threshold", DEFAULT_THRESHOLD))
-        min_cells = int(request.query_params.get("min_cells", DEFAULT_MIN_CELLS))
-    except ValueError:
-        raise ValidationError("threshold is a number in 0..1 and min_cells an integer") from None
-    if not 0.0 <= threshold <= 1.0 or min_cells < 1:
-        raise ValidationError("threshold is a number in 0..1 and min_cells an integer >= 1")
-    return threshold, min_cells
+        return metric_options(request.query_params)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class SlideViewSet(ProjectScopedViewSet):

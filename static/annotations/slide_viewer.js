@@ -15,6 +15,7 @@
     gestureSettingsMouse: { clickToZoom: false },
     maxZoomPixelRatio: 2,
   });
+  window.slideViewer = viewer; // for the console (and the browser tests)
 
   const canvas = document.createElement("canvas");
   canvas.className = "slide-heatmap";
