@@ -113,3 +113,19 @@ def test_only_admins_build_and_viewers_cannot_start_jobs(client, users, imported
     assert client.post(url, {"kind": "candidates", "label": 1},
                        content_type="application/json").status_code == 403
     assert client.get(url).status_code == 200
+
+
+def test_past_the_exact_limit_an_ivf_index_is_built_and_searched(client, users, embedded,
+                                                                  monkeypatch):
+    from inference.similarity import faiss_index
+
+    monkeypatch.setattr(faiss_index, "EXACT_LIMIT", 50)
+    client.force_login(users["viewer"])
+    seed = Patch.objects.filter(project=embedded).order_by("id")[9]
+    assert similar(client, embedded, [seed.pk]).status_code == 409  # built meanwhile
+    index = SimilarityIndex.objects.get(project=embedded)
+    assert index.kind == faiss_index.KIND_IVF and index.size == Patch.objects.filter(
+        project=embedded).count()
+    assert similar(client, embedded, [seed.pk], k=5).json()["results"][0]["patch"] == seed.pk
+    on_test = similar(client, embedded, [seed.pk], k=5, split="test").json()["results"]
+    assert on_test and {r["split"] for r in on_test} == {"test"}

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 from django.db import transaction
+from django.db.models import QuerySet
 
 from annotations import lifecycle
 from annotations.models import Patch
+from inference.models import EmbeddingSpace
 from inference.similarity import faiss_index, store
 from inference.similarity.models import SimilarityIndex, SimilarityJob
 from inference.similarity.vectors import patch_vectors, project_space
@@ -23,6 +25,18 @@ class NothingToIndex(RuntimeError):
     """The project has no embeddings yet: predict or train first."""
 
 
+def empty_index(space: EmbeddingSpace, patches: QuerySet[Patch], kind: str,
+                size: int) -> faiss_index.FaissIndex:
+    """An empty exact index, or an IVF one trained on a random sample of the patches."""
+    if kind == faiss_index.KIND:
+        return faiss_index.empty(space.embed_dim)
+    ids = list(patches.values_list("id", flat=True))
+    rng = np.random.default_rng(0)
+    sample = rng.choice(ids, size=min(len(ids), faiss_index.TRAIN_SAMPLE), replace=False)
+    vectors = [v for _, v, _ in patch_vectors(space, patches.filter(pk__in=sample.tolist()))]
+    return faiss_index.ivf(space.embed_dim, size, np.concatenate(vectors))
+
+
 def build_index(job: SimilarityJob) -> SimilarityIndex:
     project = job.project
     space = job.space or project_space(project)
@@ -34,13 +48,14 @@ def build_index(job: SimilarityJob) -> SimilarityIndex:
     patches = Patch.objects.filter(project=project)
     wanted = set(patches.values_list("id", flat=True))
     index, removed = None, 0
-    if current is not None:
+    kind = faiss_index.kind_for(len(wanted))
+    if current is not None and current.kind == kind:
         try:
             index = store.load(current)
         except (OSError, RuntimeError):  # the file is gone or damaged: build afresh
             index = None
-    if index is None:
-        index = faiss_index.empty(space.embed_dim)
+    if index is None:  # first build, damaged file, or the project crossed EXACT_LIMIT
+        index = empty_index(space, patches, kind, len(wanted))
         present: set[int] = set()
     else:
         present = set(faiss_index.ids_of(index).tolist())
@@ -63,7 +78,7 @@ def build_index(job: SimilarityJob) -> SimilarityIndex:
             project=project)]
         row, _ = SimilarityIndex.objects.update_or_create(
             project=project, space=space, defaults={
-                "file": name, "kind": faiss_index.KIND, "size": index.ntotal,
+                "file": name, "kind": kind, "size": index.ntotal,
                 "dim": space.embed_dim, "max_patch_id": max(wanted, default=0),
                 "not_embedded": not_embedded})
         # One index per project: one of a space it no longer uses goes with its file.

@@ -5,6 +5,11 @@ vectors, stored as float16, keyed by patch id.
 memory of float32 (2 KiB per 1024-d patch, 400 MB for a whole organ), scores exact to fp16
 rounding, ids are the patches' own ids so no side table maps rows to patches, and
 ``remove_ids``/``add_with_ids`` update it in place.
+
+Past ``EXACT_LIMIT`` patches a flat scan per query costs more than a page may wait (~80 ms
+at 1M on 2 cores), so :func:`ivf` builds an inverted-file index over the same fp16 codes
+(``IndexIVFScalarQuantizer``, about sqrt(n) lists, ``NPROBE`` of them scanned per query),
+whose Recall@10 against the exact scan ``bench/similarity_bench.py`` prints.
 """
 
 from __future__ import annotations
@@ -18,6 +23,18 @@ import numpy as np
 FaissIndex = Any
 
 KIND = "flat-fp16-ip"
+KIND_IVF = "ivf-fp16-ip"
+EXACT_LIMIT = 500_000  # patches; SPIDER's largest organ (skin, 160k) stays exact
+NPROBE = 48  # lists scanned per query of an IVF index (see the bench's recall table)
+TRAIN_SAMPLE = 50_000  # vectors the IVF's k-means learns its lists from
+
+
+def kind_for(size: int) -> str:
+    return KIND if size <= EXACT_LIMIT else KIND_IVF
+
+
+def kind_of(index: FaissIndex) -> str:
+    return KIND_IVF if isinstance(index, _faiss().IndexIVF) else KIND
 
 
 def _faiss() -> Any:
@@ -43,6 +60,24 @@ def empty(dim: int) -> FaissIndex:
     return faiss.IndexIDMap2(flat)
 
 
+def ivf(dim: int, size: int, sample: np.ndarray) -> FaissIndex:
+    """An empty IVF index for about ``size`` vectors, its lists learnt from ``sample``;
+    patch ids are kept in a hash table so ``reconstruct`` and ``remove_ids`` work by id."""
+    faiss = _faiss()
+    # ~sqrt(n) lists (1,000 at 1M), each learnt from >= 39 sample points as k-means wants.
+    lists = int(max(1, min(4096, round(size ** 0.5), len(sample) // 39)))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, lists, faiss.ScalarQuantizer.QT_fp16,
+                                          faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = 10
+    index.train(normalised(sample))
+    index.own_fields = True
+    quantizer.this.disown()  # the index owns it now
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    index.nprobe = NPROBE
+    return index
+
+
 def build(dim: int, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> FaissIndex:
     """An index of ``(ids, vectors)`` batches (vectors are normalised here)."""
     index = empty(dim)
@@ -60,11 +95,21 @@ def remove(index: FaissIndex, ids: Iterable[int]) -> int:
     wanted = np.fromiter(ids, dtype=np.int64)
     if not len(wanted):
         return 0
-    return int(index.remove_ids(_faiss().IDSelectorBatch(wanted)))
+    faiss = _faiss()
+    # An IVF's hash-table direct map removes only through an IDSelectorArray.
+    selector = (faiss.IDSelectorArray(len(wanted), faiss.swig_ptr(wanted))
+                if isinstance(index, faiss.IndexIVF) else faiss.IDSelectorBatch(wanted))
+    return int(index.remove_ids(selector))
 
 
 def ids_of(index: FaissIndex) -> np.ndarray:
-    return np.asarray(_faiss().vector_to_array(index.id_map), dtype=np.int64)
+    faiss = _faiss()
+    if not isinstance(index, faiss.IndexIVF):
+        return np.asarray(faiss.vector_to_array(index.id_map), dtype=np.int64)
+    lists = index.invlists
+    parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+             for i in range(index.nlist) if lists.list_size(i)]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
 def vectors_of(index: FaissIndex, ids: Iterable[int]) -> np.ndarray:
@@ -86,9 +131,14 @@ def search(index: FaissIndex, queries: np.ndarray, k: int,
     k = max(1, min(k, index.ntotal)) if index.ntotal else 1
     params = None
     faiss = _faiss()
-    if allowed is not None:
-        params = faiss.SearchParameters(
-            sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)))
+    selector = (None if allowed is None
+                else faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)))
+    if isinstance(index, faiss.IndexIVF):
+        params = faiss.SearchParametersIVF(nprobe=index.nprobe)
+        if selector is not None:
+            params.sel = selector
+    elif selector is not None:
+        params = faiss.SearchParameters(sel=selector)
     scores, ids = index.search(normalised(np.atleast_2d(queries)), k, params=params)
     return scores, ids
 
