@@ -73,7 +73,7 @@ def slide_options(options: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError(f"split {checked['split']!r}: expected train or test")
     for key, low, high in (("mpp", 0.05, 20.0), ("min_tissue", 0.0, 1.0)):
         raw = options.get(key)
-        if raw in (None, ""):
+        if raw is None or raw == "":
             checked[key] = None
             continue
         try:

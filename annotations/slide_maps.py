@@ -46,7 +46,7 @@ def slide_map(slide: Slide) -> SlideMap:
     for patch_id, x, y in (slide.patches.exclude(slide_x=None).order_by("id")
                            .values_list("id", "slide_x", "slide_y")):
         label_id, confidence = predicted.get(patch_id, (None, None))
-        cells.append(Cell(x // tile, y // tile, patch_id, label_id, confidence))
+        cells.append(Cell((x or 0) // tile, (y or 0) // tile, patch_id, label_id, confidence))
     classes = list(slide.project.classes.order_by("index"))
     return SlideMap(slide, version.name if version else None, cells, classes)
 
@@ -75,7 +75,7 @@ def significant_areas(m: SlideMap, threshold: float,
                  if c.label_id is not None and (c.confidence or 0.0) >= threshold}
     names = {c.pk: c.name for c in m.classes}
     seen: set[tuple[int, int]] = set()
-    areas = []
+    areas: list[dict[str, Any]] = []
     for start, first in confident.items():
         if start in seen:
             continue

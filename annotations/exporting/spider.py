@@ -12,6 +12,7 @@ import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from django.db.models import Min
 
@@ -51,8 +52,9 @@ def record(row: ExportRow, names: dict[int, str], classes: ClassList) -> dict:
                           "SPIDER's layout needs one")
     context = {key: names[tile] for position, (key, tile) in enumerate(
         zip(CONTEXT_KEYS, row.grid, strict=True)) if tile is not None and position != CENTRE_INDEX}
-    found = {"slide_id": row.slide, "image_name": row.image_name, "context_info": context,
-             "class": classes.name(row.current_label), "split": row.split}
+    found: dict[str, Any] = {"slide_id": row.slide, "image_name": row.image_name,
+                             "context_info": context, "class": classes.name(row.current_label),
+                             "split": row.split}
     if row.slide_x is not None:  # cut from a whole slide: where, in level-0 pixels
         found["slide_x"], found["slide_y"] = row.slide_x, row.slide_y
     return found

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
@@ -41,6 +42,9 @@ from .run import Progress, finish_job, job_progress, no_progress
 from .tissue import TissueMap, flatten_rgba, tissue_map
 from .validation import CheckedTile
 from .writer import FetchedFile, ProjectWriter
+
+if TYPE_CHECKING:
+    from openslide import OpenSlide
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +78,9 @@ class SlideGeometry:
         return self.height // self.tile_px
 
 
-def open_slide(path: Path):  # -> openslide.OpenSlide (imported lazily: a C library)
-    """Open ``path`` with OpenSlide, or raise :class:`SourceError` saying why not."""
+def open_slide(path: Path) -> OpenSlide:
+    """Open ``path`` with OpenSlide (imported here: it loads a C library), or raise
+    :class:`SourceError` saying why not."""
     import openslide
 
     if not path.is_file():
@@ -96,7 +101,7 @@ def open_slide(path: Path):  # -> openslide.OpenSlide (imported lazily: a C libr
                           "truncated or damaged") from None
 
 
-def read_geometry(slide, path: Path, *, name: str, mpp: float | None) -> SlideGeometry:
+def read_geometry(slide: OpenSlide, path: Path, *, name: str, mpp: float | None) -> SlideGeometry:
     """Size, resolution and the read plan: a 40x scan is read at 448 px and scaled down."""
     properties = slide.properties
     file_mpp = properties.get("openslide.mpp-x")
@@ -128,7 +133,7 @@ def tissue_cells(tissue: TissueMap, min_tissue: float) -> list[tuple[int, int]]:
     return list(zip(rows.tolist(), cols.tolist(), strict=True))
 
 
-def cut_tile(slide, geometry: SlideGeometry, row: int, col: int) -> bytes:
+def cut_tile(slide: OpenSlide, geometry: SlideGeometry, row: int, col: int) -> bytes:
     """The 224 px PNG of one grid cell."""
     region = slide.read_region((col * geometry.tile_px, row * geometry.tile_px),
                                geometry.level, (geometry.level_px, geometry.level_px))
@@ -142,7 +147,7 @@ def default_threads() -> int:
     return max(2, min(8, (os.cpu_count() or 2)))
 
 
-def cut_tiles(slide, geometry: SlideGeometry, cells: list[tuple[int, int]],
+def cut_tiles(slide: OpenSlide, geometry: SlideGeometry, cells: list[tuple[int, int]],
               written: list[str], *, file_name: str,
               threads: int | None = None) -> Iterator[bytes]:
     """Cut and store every cell's tile, in ``cells`` order; yields each tile's sha256 digest

@@ -57,7 +57,7 @@ def flatten_rgba(region: Image.Image) -> Image.Image:
     """RGB with transparent pixels (outside the scanned area) shown as white glass."""
     if region.mode != "RGBA":
         return region.convert("RGB")
-    if region.getextrema()[3][0] == 255:  # opaque (almost every tissue tile): no compositing
+    if region.getchannel("A").getextrema() == (255, 255):  # opaque: nothing to composite
         return region.convert("RGB")
     background = Image.new("RGB", region.size, (255, 255, 255))
     background.paste(region, mask=region.getchannel("A"))

@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 from annotations import lifecycle
 from annotations.actions import get_or_create_project, record_import_job
 from annotations.importing import ImportReport, SourceError, import_slide
+from annotations.importing.run import Progress
 from annotations.management.progress import ProgressCommand
 from annotations.models import ImportJob
 
@@ -47,11 +48,14 @@ class Command(ProgressCommand):
             done: list[ImportReport] = []
             try:
                 with self.progress_bar(f"slide {path.name}", json_output=json) as progress:
-                    lifecycle.run(job, lambda j, path=path, progress=progress, done=done:
-                                  done.append(import_slide(
-                                      target, path, mpp=options["mpp"],
-                                      min_tissue=options["min_tissue"], split=options["split"],
-                                      name=options["name"], job=j, progress=progress)))
+                    def work(j: ImportJob, path: Path = path, progress: Progress = progress,
+                             done: list[ImportReport] = done) -> None:
+                        done.append(import_slide(
+                            target, path, mpp=options["mpp"], min_tissue=options["min_tissue"],
+                            split=options["split"], name=options["name"], job=j,
+                            progress=progress))
+
+                    lifecycle.run(job, work)
             except SourceError as exc:
                 failures.append(str(exc))
                 self.stderr.write(str(exc))
