@@ -12,7 +12,7 @@ from annotations.access import access_project
 from annotations.api.jobs import JOB_FIELDS, JobControlMixin, JobSerializer
 from annotations.api.views import ProjectScopedViewSet
 from annotations.permissions import Act
-from inference.actions import JobError, activate, start_predict, start_train
+from inference.actions import JobError, activate, start_predict, start_round, start_train
 from inference.models import InferenceJob, ModelVersion
 from inference.options import TrainOptions
 
@@ -48,7 +48,18 @@ class StartJobSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=InferenceJob.Kind.choices)
     model = serializers.CharField(required=False, help_text="predict: version name "
                                   "(default: the active one)")
-    epochs = serializers.IntegerField(required=False, min_value=1, max_value=200, default=10)
+    epochs = serializers.IntegerField(required=False, min_value=1, max_value=200,
+                                      allow_null=True, default=None,
+                                      help_text="train: most epochs (default: for the size)")
+    batch_size = serializers.IntegerField(required=False, min_value=1, max_value=4096,
+                                          allow_null=True, default=None)
+    lr = serializers.FloatField(required=False, min_value=1e-7, max_value=1.0,
+                                allow_null=True, default=None)
+    patience = serializers.IntegerField(required=False, min_value=0, max_value=100,
+                                        allow_null=True, default=None,
+                                        help_text="early stopping (0: off)")
+    force_activate = serializers.BooleanField(required=False, default=False,
+                                              help_text="activate even if worse")
     folds = serializers.IntegerField(required=False, min_value=2, max_value=20, default=5)
     head = serializers.ChoiceField(choices=["context", "centre"], required=False,
                                    default="context")
@@ -73,7 +84,8 @@ class InferenceJobViewSet(JobControlMixin, mixins.CreateModelMixin, ProjectScope
 
     @extend_schema(request=StartJobSerializer, responses={201: InferenceJobSerializer})
     def create(self, request, project_slug: str):
-        """Queue a predict or train job (project admins); poll the job for progress."""
+        """Queue a predict, train or round job (project admins); poll the job for progress.
+        Training options left out are chosen for the project's size."""
         project = access_project(request.user, project_slug, Act.RUN_MODELS)
         start = StartJobSerializer(data=request.data)
         start.is_valid(raise_exception=True)
@@ -81,9 +93,13 @@ class InferenceJobViewSet(JobControlMixin, mixins.CreateModelMixin, ProjectScope
         try:
             if data["kind"] == InferenceJob.Kind.PREDICT:
                 job = start_predict(project, model=data.get("model"), user=request.user)
+            elif data["kind"] == InferenceJob.Kind.ROUND:
+                job = start_round(project, user=request.user)
             else:
-                options = TrainOptions(epochs=data["epochs"], folds=data["folds"],
-                                       head=data["head"])
+                options = TrainOptions(epochs=data["epochs"], batch_size=data["batch_size"],
+                                       lr=data["lr"], patience=data["patience"],
+                                       folds=data["folds"], head=data["head"],
+                                       force_activate=data["force_activate"])
                 job = start_train(project, options, user=request.user)
         except JobError as exc:
             raise ValidationError({"detail": str(exc)}) from exc

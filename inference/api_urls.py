@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from inference import api
+from inference import api, rounds_api
 from inference.similarity import api as similarity_api
 
 router = SimpleRouter()
@@ -17,5 +17,11 @@ urlpatterns = [
          name="api-similarity-jobs"),
     path("projects/<slug:project_slug>/candidates/<int:patch_id>/answer/",
          similarity_api.answer_candidate, name="api-answer-candidate"),
+    path("projects/<slug:project_slug>/rounds/", rounds_api.RoundsView.as_view(),
+         name="api-rounds"),
+    path("projects/<slug:project_slug>/retrain-policy/", rounds_api.PolicyView.as_view(),
+         name="api-retrain-policy"),
+    path("projects/<slug:project_slug>/label-issues/", rounds_api.LabelIssuesView.as_view(),
+         name="api-label-issues"),
     *router.urls,
 ]

@@ -10,4 +10,7 @@ urlpatterns = [
          name="activate-model"),
     *[path(f"p/<slug:slug>/similarity/{kind}/", similarity_views.start_view, {"kind": kind},
            name=f"similarity-{kind}") for kind in ("index", "prototypes", "candidates")],
+    path("p/<slug:slug>/rounds/", views.rounds_page, name="model-rounds"),
+    path("p/<slug:slug>/rounds/start/", views.start_round_view, name="start-round"),
+    path("p/<slug:slug>/rounds/policy/", views.retrain_policy_view, name="retrain-policy"),
 ]
