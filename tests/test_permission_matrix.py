@@ -93,6 +93,13 @@ MATRIX: dict[tuple[str, str], str] = {
     ("p/<slug:slug>/similarity/index/", "POST"): "admin",
     ("p/<slug:slug>/similarity/prototypes/", "POST"): "admin",
     ("p/<slug:slug>/similarity/candidates/", "POST"): "reviewer",
+    ("api/projects/<slug:project_slug>/rounds/", "GET"): "viewer",
+    ("api/projects/<slug:project_slug>/rounds/", "POST"): "admin",
+    ("api/projects/<slug:project_slug>/retrain-policy/", "GET"): "viewer",  # PUT: admin
+    ("api/projects/<slug:project_slug>/label-issues/", "GET"): "viewer",
+    ("p/<slug:slug>/rounds/", "GET"): "viewer",
+    ("p/<slug:slug>/rounds/start/", "POST"): "admin",
+    ("p/<slug:slug>/rounds/policy/", "POST"): "admin",
     ("", "GET"): "login",
     ("p/<slug:slug>/", "GET"): "viewer",
     ("p/<slug:slug>/patches/", "GET"): "viewer",
