@@ -39,6 +39,7 @@ def client_address(request: HttpRequest) -> str:
 
 def _keys(request: HttpRequest, username: str) -> list[tuple[str, str, int]]:
     """(kind, key, failures allowed) for the username and the address of an attempt."""
+    username = username.replace("\x00", "")  # a text column holds no NUL
     keys = [(LoginThrottle.Kind.ADDRESS.value, client_address(request),
              settings.SPIDER_LOGIN_MAX_FAILURES_PER_ADDRESS)]
     if username:
@@ -79,7 +80,7 @@ def record_failure(request: HttpRequest, username: str) -> None:
 def record_success(request: HttpRequest, username: str) -> None:
     """A right password clears the username's count (the address keeps its own)."""
     LoginThrottle.objects.filter(kind=LoginThrottle.Kind.USER,
-                                 key=username.casefold()[:150]).delete()
+                                 key=username.replace("\x00", "").casefold()[:150]).delete()
 
 
 def lockout_message(seconds: int) -> str:

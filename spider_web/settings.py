@@ -186,6 +186,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, classes, slides, patches and tiles of pathology patch datasets.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Errors every operation can answer (spider_web/schema.py), after the default hooks.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "spider_web.schema.document_errors"],
     # The schema and Swagger UI need a login like every other endpoint.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -109,3 +109,33 @@ def test_one_live_job_of_a_kind_per_project(client, users, imported, settings, t
     from annotations.models import ImportJob
 
     assert ImportJob.objects.filter(project=imported, status="pending").count() == 1
+
+
+@pytest.mark.parametrize("size", ["1.5", "true", "0", "-3", "1001", "١"])
+def test_page_size_must_be_a_whole_number_in_range(reviewer, imported, size):
+    """Issue 13 item 2: page_size=1.5 or true was taken silently as the default."""
+    response = reviewer.get(f"/api/projects/{imported.slug}/patches/?page_size={size}")
+    assert response.status_code == 400 and "page_size" in response.json()
+
+
+def test_page_size_in_range_pages(reviewer, imported):
+    body = reviewer.get(f"/api/projects/{imported.slug}/patches/?page_size=3").json()
+    assert len(body["results"]) == 3 and body["next"]
+
+
+def test_the_schema_names_the_queues_and_every_error(reviewer):
+    """Issue 13 item 2: {queue} had no enum; 400/404 were undocumented; a decision's 201
+    was declared as the patch state at the top level though it is under "patch"."""
+    paths = reviewer.get("/api/schema/?format=json").json()["paths"]
+    nxt = paths["/api/projects/{project_slug}/queues/{queue}/next/"]["post"]
+    queue = next(p for p in nxt["parameters"] if p["name"] == "queue")
+    assert "unreviewed" in queue["schema"]["enum"] and "no-such-queue" not in \
+        queue["schema"]["enum"]
+    assert {"400", "401", "403", "404"} <= set(nxt["responses"])
+    review = paths["/api/projects/{project_slug}/patches/{patch_id}/reviews/"]["post"]
+    assert {"201", "400", "404", "409"} <= set(review["responses"])
+    created = review["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
+    assert created.endswith("/DecisionResult")
+    listing = paths["/api/projects/{project_slug}/patches/"]["get"]
+    size = next(p for p in listing["parameters"] if p["name"] == "page_size")
+    assert size["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000}

@@ -11,7 +11,13 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import NotFound, ValidationError
@@ -129,7 +135,11 @@ def queues(request, project_slug: str):
     return Response({"sizes": queue_sizes(project), "audit": vars(audit_estimate(project))})
 
 
-@extend_schema(request=NextSerializer, responses=inline_serializer(
+QUEUE_PARAMETER = OpenApiParameter("queue", OpenApiTypes.STR, OpenApiParameter.PATH,
+                                   enum=list(QUEUES), description="which queue")
+
+
+@extend_schema(parameters=[QUEUE_PARAMETER], request=NextSerializer, responses=inline_serializer(
     "NextItems", {"items": serializers.ListField(child=serializers.DictField()),
                   "elsewhere": inline_serializer("Elsewhere", {
                       "held_by_others": serializers.IntegerField(),
@@ -158,8 +168,14 @@ def next_items(request, project_slug: str, queue: str):
     return Response(body)
 
 
+DecisionResult = inline_serializer("DecisionResult", {"patch": PatchStateSerializer()})
+StaleDecision = inline_serializer("StaleDecision", {"detail": serializers.CharField(),
+                                                     "patch": PatchStateSerializer()})
+
+
 @extend_schema(request=DecisionSerializer, responses={
-    201: PatchStateSerializer, 409: OpenApiResponse(description="stale: the patch changed")})
+    201: DecisionResult,
+    409: OpenApiResponse(StaleDecision, description="stale: the patch changed since")})
 @api_view(["POST"])
 def review_patch(request, project_slug: str, patch_id: int):
     """Record a decision (confirm, correct, unsure, exclude, comment, undo, adjudicate,
