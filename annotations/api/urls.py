@@ -1,5 +1,4 @@
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
 from annotations.api import reviews, slides, views
@@ -16,7 +15,6 @@ router.register(f"{scoped}/leases", reviews.LeaseViewSet, basename="lease")
 router.register(f"{scoped}/reviews", reviews.ReviewViewSet, basename="review")
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
     path("tiles/<int:tile_id>/image/", views.tile_image_api, name="api-tile-image"),
     path("projects/<slug:project_slug>/queues/", reviews.queues, name="api-queues"),
     path("projects/<slug:project_slug>/queues/<str:queue>/next/", reviews.next_items,
