@@ -35,7 +35,7 @@ def test_heatmap_over_the_slide_toggles_and_opens_a_patch(page, live_server, use
     page.wait_for_selector("#slide-viewer[data-cells]", timeout=20000)
     assert int(page.get_attribute("#slide-viewer", "data-cells")) == slide.patches.count()
     # the slide's own Deep Zoom tiles are drawn (not a blank viewer)
-    page.wait_for_function("() => window.slideViewer.world.getItemAt(0)?.getFullyLoaded()",
+    page.wait_for_function("() => window.slideViewer?.world.getItemAt(0)?.getFullyLoaded()",
                            timeout=20000)
     page.wait_for_function(f"({PAINTED})() > 1000", timeout=10000)
     everything = painted(page)
@@ -69,8 +69,9 @@ def test_heatmap_over_the_slide_toggles_and_opens_a_patch(page, live_server, use
 
     # areas at a lower confidence, asked for on the page; a link zooms the viewer in on one
     page.fill("#area-options input[name=threshold]", "0.3")
-    page.click("#area-options button")
-    page.wait_for_function("() => window.slideViewer.world.getItemAt(0)?.getFullyLoaded()",
+    with page.expect_navigation():
+        page.click("#area-options button")
+    page.wait_for_function("() => window.slideViewer?.world.getItemAt(0)?.getFullyLoaded()",
                            timeout=20000)
     smallest = page.locator(".area-link").last  # listed largest first
     smallest.click()
@@ -106,3 +107,14 @@ def test_heatmap_over_the_slide_toggles_and_opens_a_patch(page, live_server, use
         timeout=10000)
     target.refresh_from_db()
     assert target.current_label_id == label.pk and target.status == "corrected"
+
+    # and back: the patch page's slide link shows the tile in its context on the slide
+    page.click("#on-slide")
+    page.wait_for_selector(f"#slide-viewer[data-focused='{target.slide_x},{target.slide_y}']",
+                           timeout=20000)
+    shown = page.evaluate("""() => {
+      const v = window.slideViewer;
+      return v.world.getItemAt(0).viewportToImageRectangle(v.viewport.getBounds(true));
+    }""")
+    assert shown["x"] <= target.slide_x and shown["y"] <= target.slide_y
+    assert shown["width"] < slide.width and shown["height"] < slide.height

@@ -42,6 +42,7 @@
         for (let i = 0; i < map.patch.length; i++) state.grid.set(map.row[i] * map.cols + map.col[i], i);
         host.dataset.cells = String(map.patch.length);
         host.dataset.predicted = String(map.label.filter((l) => l !== null).length);
+        showFocus();
         draw();
       })
       .catch((err) => { host.dataset.heatmapError = String(err); });
@@ -80,6 +81,24 @@
         ctx.fillRect(origin.x + c * w, origin.y + r * h, Math.ceil(w), Math.ceil(h));
       }
     }
+    if (focus) {
+      ctx.strokeStyle = "#111";
+      ctx.lineWidth = 2;
+      ctx.strokeRect(origin.x + (focus.x / tile) * w, origin.y + (focus.y / tile) * h, w, h);
+    }
+  }
+
+  // Opened from a patch (?x=&y=, level-0 pixels): show its 5x5 context and outline the tile.
+  const asked = new URLSearchParams(window.location.search);
+  const focus = asked.has("x") && asked.has("y")
+    ? { x: Number(asked.get("x")), y: Number(asked.get("y")) } : null;
+
+  function showFocus() {
+    if (!focus || !state.map || viewer.world.getItemCount() === 0) return;
+    const t = state.map.tile_px;
+    const bounds = viewer.world.getItemAt(0).imageToViewportRectangle(focus.x - 2 * t, focus.y - 2 * t, 5 * t, 5 * t);
+    viewer.viewport.fitBounds(bounds, true);
+    host.dataset.focused = `${focus.x},${focus.y}`;
   }
 
   viewer.addHandler("open", load);
