@@ -185,3 +185,13 @@ def prototype_opinions(project: Project, patch_ids: list[int]) -> dict[int, dict
     from inference.similarity.prototypes import nearest_prototypes
 
     return nearest_prototypes(project, patch_ids)
+
+
+def label_issue(project: Project, patch_id: int) -> str | None:
+    """The class confident learning says ``patch_id`` likely is, if the active version's
+    ``find_label_issues`` flagged its label (None: not flagged, or no model)."""
+    from inference.models import LabelIssue
+
+    return (LabelIssue.objects.filter(model_version__project=project,
+                                      model_version__is_active=True, patch_id=patch_id)
+            .values_list("likely_label__name", flat=True).first())
