@@ -263,3 +263,42 @@ def test_exports_carry_slide_coordinates_and_spider_context(client, users, predi
             assert (out / "images" / record["context_info"][key]).is_file()
     imported_record = next(r for r in records.values() if "slide_x" not in r)
     assert imported_record["slide_id"] != slide.name
+
+    import pyarrow.parquet as pq
+
+    hf = tmp_path / "hf"
+    call_command("export_hf", "--project", project.slug, "--out", str(hf), "--json",
+                 stdout=io.StringIO(), stderr=io.StringIO())
+    table = pq.read_table(sorted((hf / "data").glob("train-*.parquet"))[0],
+                          columns=["patch_id", "slide_x", "slide_y"]).to_pylist()
+    by_id = {row["patch_id"]: row for row in table}
+    for patch in labelled:
+        assert (by_id[patch.pk]["slide_x"], by_id[patch.pk]["slide_y"]) == (patch.slide_x,
+                                                                           patch.slide_y)
+    assert any(row["slide_x"] is None for row in table)  # imported patches have none
+
+
+@pytest.mark.worker
+def test_a_worker_tiles_a_slide_queued_from_the_page(client, users, project, svs, tmp_path,
+                                                     settings):
+    from tests.test_import_worker import wait_for
+    from tests.workers import start_worker, stop_worker
+
+    settings.SPIDER_IMPORT_ROOTS = [str(tmp_path)]
+    inside = tmp_path / "case1.svs"
+    inside.write_bytes(svs.read_bytes())
+    worker = start_worker(settings, "default", SPIDER_IMPORT_ROOTS=str(tmp_path))
+    try:
+        client.force_login(users["admin"])
+        client.post(reverse("start-import", args=[project.slug]),
+                    {"kind": "slide", "path": str(inside)})
+        job = wait_for(ImportJob.objects.get(project=project))
+    finally:
+        stop_worker(worker)
+    assert job.status == "succeeded", job.error
+    assert job.stage == "writing" and job.unit == "tiles"
+    slide = Slide.objects.get(project=project)
+    assert job.summary["patches_created"] == slide.patches.count() > 20
+    assert slide.patches.filter(import_job=job).count() == slide.patches.count()
+    page = client.get(reverse("project-detail", args=[project.slug])).content.decode()
+    assert reverse("slide-detail", args=[project.slug, slide.pk]) in page
