@@ -2,7 +2,7 @@
 
 H&E tissue is coloured and glass is near white or grey, so saturation separates them far
 better than brightness (which pale fat and dark debris both confuse). The map is read in
-bands at a pyramid level near 8 map pixels per 224 px tile, so memory stays bounded by the
+blocks at a pyramid level near 8 map pixels per 224 px tile, so memory stays bounded by the
 map (64 bytes per grid cell), never by the slide's pixels.
 """
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 CELL = 8  # map pixels per grid cell along each side
 MIN_SATURATION = 20  # 0..255; below this a pixel is glass even if Otsu says otherwise
-BAND_PIXELS = 1024  # height of one band read from the pyramid, in level pixels
+BAND_PIXELS = 1024  # side of one block read from the pyramid, in level pixels (4 MiB RGBA)
 
 
 @dataclass(frozen=True)
@@ -69,15 +69,18 @@ def saturation_map(slide: OpenSlide, tile_px: int, cols: int, rows: int) -> np.n
     level = slide.get_best_level_for_downsample(tile_px / CELL)
     downsample = slide.level_downsamples[level]
     cell_at_level = tile_px / downsample
-    band_rows = max(1, int(BAND_PIXELS // cell_at_level))
-    width_at_level = max(1, round(cols * cell_at_level))
+    block = max(1, int(BAND_PIXELS // cell_at_level))  # cells per block side
     out = np.empty((rows * CELL, cols * CELL), dtype=np.uint8)
-    for r0 in range(0, rows, band_rows):
-        r1 = min(rows, r0 + band_rows)
-        height_at_level = max(1, round((r1 - r0) * cell_at_level))
-        region = slide.read_region((0, r0 * tile_px), level, (width_at_level, height_at_level))
-        rgb = flatten_rgba(region).resize((cols * CELL, (r1 - r0) * CELL), Image.Resampling.BOX)
-        out[r0 * CELL:r1 * CELL] = np.asarray(rgb.convert("HSV"))[..., 1]
+    for r0 in range(0, rows, block):
+        r1 = min(rows, r0 + block)
+        for c0 in range(0, cols, block):
+            c1 = min(cols, c0 + block)
+            size = (max(1, round((c1 - c0) * cell_at_level)),
+                    max(1, round((r1 - r0) * cell_at_level)))
+            region = slide.read_region((c0 * tile_px, r0 * tile_px), level, size)
+            rgb = flatten_rgba(region).resize(((c1 - c0) * CELL, (r1 - r0) * CELL),
+                                              Image.Resampling.BOX)
+            out[r0 * CELL:r1 * CELL, c0 * CELL:c1 * CELL] = np.asarray(rgb.convert("HSV"))[..., 1]
     return out
 
 
