@@ -13,7 +13,7 @@ from annotations.filters import PatchFilterSet
 from annotations.models import Patch, Project
 from annotations.permissions import Act, can
 from annotations.reviewing import EXCLUDE_REASONS
-from inference.queries import opinions
+from inference.queries import label_issue, opinions
 
 FILTER_KEYS = tuple(PatchFilterSet.base_filters)
 
@@ -61,6 +61,7 @@ def patch_page_context(request: HttpRequest, project: Project, patch: Patch) -> 
                          for n, p in (opinion.top if opinion else [])],
         "opinion_percent": f"{opinion.top[0][1] * 100:.0f}" if opinion and opinion.top else "",
         "model_disagrees": disagrees,
+        "label_issue": label_issue(project, patch.pk),
         "suggested_class": suggested,
         "classes": classes,
         "may_review": may_review,

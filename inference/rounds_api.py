@@ -107,7 +107,7 @@ class PolicyView(APIView):
 
 class LabelIssuesView(APIView):
     """Patches confident learning flags as likely mislabelled, by the active version (or
-    ``?model=<name>``)."""
+    ``?model=<name>``); ``?patch=<id>`` for one patch (an empty list: not flagged)."""
 
     @extend_schema(responses=LabelIssueSerializer(many=True))
     def get(self, request: Request, project_slug: str) -> Response:
@@ -119,4 +119,9 @@ class LabelIssuesView(APIView):
             return Response([])
         issues = (LabelIssue.objects.filter(model_version=version)
                   .select_related("patch", "given_label", "likely_label").order_by("patch_id"))
+        patch = request.query_params.get("patch", "")
+        if patch:
+            if not patch.isdigit():
+                raise ValidationError({"patch": "a patch id"})
+            issues = issues.filter(patch_id=int(patch))
         return Response(LabelIssueSerializer(issues, many=True).data)

@@ -89,6 +89,14 @@ def _check_confident_learning(version, imported_4, client, users, sample_spider_
     issues = client.get(f"/api/projects/{imported_4.slug}/label-issues/").json()
     assert {i["patch"] for i in issues} == flagged
     assert all(i["given_label"] != i["likely_label"] for i in issues)
+    one = issues[0]
+    assert client.get(f"/api/projects/{imported_4.slug}/label-issues/?patch={one['patch']}"
+                      ).json() == [one]
+    patch_page = client.get(f"/p/{imported_4.slug}/patches/{one['patch']}/").content.decode()
+    assert f"flags this label as likely wrong: likely {one['likely_label']}" in patch_page
+    unflagged = Patch.objects.filter(project=imported_4).exclude(pk__in=flagged).first()
+    assert 'id="label-issue"' not in client.get(
+        f"/p/{imported_4.slug}/patches/{unflagged.pk}/").content.decode()
     page = client.get(f"/p/{imported_4.slug}/").content.decode()
     assert 'id="plot-label_errors"' in page and 'id="plot-noise_matrix"' in page
     assert f"flags <strong>{len(flagged)}</strong>" in page
