@@ -75,9 +75,8 @@ class Command(BaseCommand):
         from inference.queries import active_version
 
         if not ModelVersion.objects.filter(project=project).exists():
-            # ~260 training patches: SPIDER's batch 256 would give 1 step per epoch.
-            call_command("train_head", project="demo", name="demo-head", epochs=60,
-                         batch_size=32, lr=1e-3, folds=3, stdout=self.stdout,
+            # No options: the defaults fit ~260 training patches (inference.recipe).
+            call_command("train_head", project="demo", name="demo-head", stdout=self.stdout,
                          stderr=self.stderr)
         found, top = planted_in_top(project, folder, active_version(project), 20)
         self.stdout.write(f"Planted errors among the top {top} of the disagreement queue: "
