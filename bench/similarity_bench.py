@@ -30,20 +30,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from inference.similarity import faiss_index  # pure numpy + faiss, no Django
 
 CHUNK = 50_000
-CENTRES = 2_400
-NOISE = 0.5  # per-dimension noise relative to a centre: cosine ~1/(1+NOISE^2) in a cluster
+CENTRES = 2_400  # --centres
+NOISE = 0.5  # --noise: per-dimension noise relative to a centre; cosine ~1/(1+NOISE^2)
 
 
-def chunks(kind: str, size: int, dim: int, seed: int = 0):
+def chunks(kind: str, size: int, dim: int, centres_n: int = CENTRES, noise_scale: float = NOISE,
+           seed: int = 0):
     """(ids, float32 vectors) in CHUNK rows at a time, deterministic."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((CENTRES, dim), dtype=np.float32)
+    centres = rng.standard_normal((centres_n, dim), dtype=np.float32)
     for start in range(0, size, CHUNK):
         n = min(CHUNK, size - start)
         noise = rng.standard_normal((n, dim), dtype=np.float32)
         if kind == "clustered":
-            noise *= NOISE
-            noise += centres[rng.integers(0, CENTRES, n)]
+            noise *= noise_scale
+            noise += centres[rng.integers(0, centres_n, n)]
         yield np.arange(start, start + n, dtype=np.int64), noise
 
 
@@ -64,16 +65,18 @@ def recall_at_10(exact: np.ndarray, approx: np.ndarray) -> float:
                                                                         strict=True)]))
 
 
-def run(kind: str, size: int, dim: int, n_queries: int, n_recall: int) -> dict:
+def run(kind: str, size: int, dim: int, n_queries: int, n_recall: int,
+        centres_n: int = CENTRES, noise_scale: float = NOISE) -> dict:
     rng = np.random.default_rng(1)
     wanted = set(rng.choice(size, size=max(n_queries, n_recall), replace=False).tolist())
     sample_at = set(rng.choice(size, size=min(size, faiss_index.TRAIN_SAMPLE),
                                replace=False).tolist())
-    out: dict = {"data": kind, "size": size, "dim": dim}
+    out: dict = {"data": kind if kind == "random" else
+                 f"clustered ({centres_n} centres, noise {noise_scale})", "size": size, "dim": dim}
     index = faiss_index.empty(dim)
     queries, sample = [], []
     build = 0.0
-    for ids, vectors in chunks(kind, size, dim):
+    for ids, vectors in chunks(kind, size, dim, centres_n, noise_scale):
         t = time.perf_counter()
         faiss_index.add(index, ids, vectors)
         build += time.perf_counter() - t
@@ -97,7 +100,7 @@ def run(kind: str, size: int, dim: int, n_queries: int, n_recall: int) -> dict:
     ivf = faiss_index.ivf(dim, size, np.array(sample))
     train = time.perf_counter() - t
     add = 0.0
-    for ids, vectors in chunks(kind, size, dim):
+    for ids, vectors in chunks(kind, size, dim, centres_n, noise_scale):
         t = time.perf_counter()
         faiss_index.add(ivf, ids, vectors)
         add += time.perf_counter() - t
@@ -125,10 +128,13 @@ def main() -> None:
                         help="faiss OpenMP threads (the product uses 1: see faiss_index)")
     parser.add_argument("--exact-limit", type=int, default=faiss_index.EXACT_LIMIT,
                         help="sizes above it also build the IVF (the product's limit)")
+    parser.add_argument("--centres", type=int, default=CENTRES)
+    parser.add_argument("--noise", type=float, default=NOISE)
     args = parser.parse_args()
     faiss_index.EXACT_LIMIT = args.exact_limit
     faiss_index._faiss().omp_set_num_threads(args.threads)
-    results = [run(kind, int(size), args.dim, args.queries, args.recall_queries)
+    results = [run(kind, int(size), args.dim, args.queries, args.recall_queries,
+                   args.centres, args.noise)
                for size in args.sizes.split(",") for kind in args.data.split(",")]
     print("\n| data | patches | build s | exact p50 ms | exact p95 ms | IVF build s | "
           "nprobe | IVF p95 ms | Recall@10 |")
