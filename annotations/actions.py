@@ -5,6 +5,7 @@ work, records a job and enqueues its task once the transaction commits."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from django.http import Http404
 
 from annotations import lifecycle, tasks
 from annotations.exporting.errors import ExportError
-from annotations.exporting.jobs import export_options, record_export_job
+from annotations.exporting.jobs import export_options, record_export_job, scratch_folder
 from annotations.importing.jobs import check_import_file, check_import_path
 from annotations.models import (
     ExportJob,
@@ -110,7 +111,14 @@ def start_export(project: Project, user: AnyUser, kind: str, statuses: list[str]
 def register_job_types() -> None:
     """The job models this app owns and their tasks (AnnotationsConfig.ready calls it)."""
     lifecycle.register_job_type(ImportJob.job_type, ImportJob, tasks.run_import_job.delay)
-    lifecycle.register_job_type(ExportJob.job_type, ExportJob, tasks.run_export_job.delay)
+    lifecycle.register_job_type(ExportJob.job_type, ExportJob, tasks.run_export_job.delay,
+                                cleanup=_remove_scratch)
+
+
+def _remove_scratch(job: ExportJob) -> None:
+    """An export given up after its worker died leaves no half-written files (on the disk
+    of the worker that sweeps: one shared scratch volume, or the same machine)."""
+    shutil.rmtree(scratch_folder(job), ignore_errors=True)
 
 
 def find_job(user: AnyUser, project: Project, job_type: str, job_id: int) -> TrackedJob:

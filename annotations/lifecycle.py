@@ -14,7 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from django.conf import settings
@@ -45,15 +46,18 @@ class JobType:
     name: str
     model: type[TrackedJob]
     enqueue: Callable[[int], object]
+    # What a job leaves behind when it is given up (e.g. an export's scratch folder).
+    cleanup: Callable[[Any], None] | None = None
 
 
 JOB_TYPES: dict[str, JobType] = {}
 
 
 def register_job_type(name: str, model: type[TrackedJob],
-                      enqueue: Callable[[int], object]) -> None:
+                      enqueue: Callable[[int], object],
+                      cleanup: Callable[[Any], None] | None = None) -> None:
     """Called by each app's ``AppConfig.ready`` for the job models it owns."""
-    JOB_TYPES[name] = JobType(name, model, enqueue)
+    JOB_TYPES[name] = JobType(name, model, enqueue, cleanup)
 
 
 def jobs_of(model: type[J]) -> JobQuerySet[J]:
@@ -177,9 +181,51 @@ def reset_for_resume(job: TrackedJob) -> bool:
     now = timezone.now()
     changed = _rows(job).filter(
         Q(status=Status.FAILED) | Q(status=Status.RUNNING, heartbeat_at__lt=stale_before(now))
-    ).update(status=Status.PENDING, heartbeat_at=None, finished_at=None, error="")
+    ).update(status=Status.PENDING, heartbeat_at=now, finished_at=None, error="")
     job.refresh_from_db()
     return bool(changed)
+
+
+@dataclass
+class Swept:
+    """What one :func:`sweep` did, as "<type> job <id>" labels."""
+
+    resumed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def sweep(now: datetime | None = None) -> Swept:
+    """Stalled jobs resume or fail by themselves (run by every worker every
+    SPIDER_JOB_SWEEP_SECONDS, and by ``manage.py sweep_jobs``).
+
+    A job taken up fewer than SPIDER_JOB_MAX_ATTEMPTS times is put back to pending and
+    queued again: its executor carries on from what is stored. One that has used up its
+    attempts fails with a message saying so (its leftovers cleaned up); a project admin may
+    still resume it by hand. Each change is one conditional UPDATE on a still-stalled row,
+    so workers sweeping at the same moment never both act on one job.
+    """
+    now = now or timezone.now()
+    swept = Swept()
+    for kind in JOB_TYPES.values():
+        for job in jobs_of(kind.model).stalled(now):
+            still_stalled = _rows(job).filter(status=Status.RUNNING,
+                                              heartbeat_at__lt=stale_before(now))
+            label = f"{job.job_type} job {job.pk}"
+            if job.attempts >= settings.SPIDER_JOB_MAX_ATTEMPTS:
+                error = (f"stalled {job.attempts} time(s): its worker stopped beating (killed,"
+                         f" lost or out of memory) each time, so it was given up; resume it "
+                         f"once the cause is fixed")
+                if still_stalled.update(status=Status.FAILED, finished_at=now, error=error):
+                    log.warning("%s gave up: %s", label, error)
+                    swept.failed.append(label)
+                    if kind.cleanup is not None:
+                        kind.cleanup(job)
+            elif still_stalled.update(status=Status.PENDING, heartbeat_at=now,
+                                      finished_at=None, error=""):
+                log.warning("%s stalled (attempt %s): queued again", label, job.attempts)
+                kind.enqueue(job.pk)
+                swept.resumed.append(label)
+    return swept
 
 
 @contextmanager

@@ -277,6 +277,12 @@ SPIDER_TASK_STEP_SECONDS = env_int("SPIDER_TASK_STEP_SECONDS", 60)  # then re-qu
 SPIDER_JOB_HEARTBEAT_SECONDS = env_int("SPIDER_JOB_HEARTBEAT_SECONDS", 10)
 SPIDER_JOB_STALE_SECONDS = env_int("SPIDER_JOB_STALE_SECONDS", 60)
 SPIDER_JOB_PROGRESS_SECONDS = env_int("SPIDER_JOB_PROGRESS_SECONDS", 1)  # progress writes
+# Every worker sweeps for stalled jobs every SWEEP seconds (0: off; `manage.py sweep_jobs`
+# does one pass): one taken up fewer than MAX_ATTEMPTS times is queued again, the others
+# fail. A pending job nobody has taken for PENDING_WARN seconds says so on the page and API.
+SPIDER_JOB_SWEEP_SECONDS = env_int("SPIDER_JOB_SWEEP_SECONDS", 30)
+SPIDER_JOB_MAX_ATTEMPTS = env_int("SPIDER_JOB_MAX_ATTEMPTS", 2)
+SPIDER_JOB_PENDING_WARN_SECONDS = env_int("SPIDER_JOB_PENDING_WARN_SECONDS", 60)
 # Scratch space for workers (an export is written here, then stored): local to the worker.
 SPIDER_SCRATCH_ROOT = env_str("SPIDER_SCRATCH_ROOT", str(BASE_DIR / ".scratch"))
 # Label-quality score stored per prediction: "self_confidence" or "normalized_margin".

@@ -18,7 +18,7 @@ STATES = [*TrackedJob.Status.values, TrackedJob.STALLED]
 
 JOB_FIELDS = ["status", "state", "stage", "attempts", "created_at", "started_at",
               "heartbeat_at", "finished_at", "unit", "done", "total", "percent", "rate",
-              "eta_seconds", "error"]
+              "eta_seconds", "waiting_for_worker", "error"]
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -31,6 +31,9 @@ class JobSerializer(serializers.ModelSerializer):
     rate = serializers.FloatField(read_only=True, allow_null=True,
                                   help_text="units/s in the current stage")
     eta_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    waiting_for_worker = serializers.BooleanField(
+        read_only=True, help_text="pending for a while: no worker has taken it up (none "
+                                  "running for its queue, or all busy)")
 
 
 class JobControlMixin:

@@ -30,12 +30,20 @@ class PatchSerializer(serializers.ModelSerializer):
     grid = serializers.ListField(child=serializers.IntegerField(allow_null=True),
                                  help_text="25 tile ids, row-major; null = missing context")
     centre_tile = serializers.IntegerField(source="centre_tile_id")
+    import_unfinished = serializers.SerializerMethodField(
+        help_text="the import that brought this patch has not finished (running, stalled, "
+                  "failed or cancelled): more patches and context may still arrive; it can "
+                  "be reviewed meanwhile")
 
     class Meta:
         model = Patch
         fields = ["id", "image_name", "slide", "split", "original_label", "current_label",
                   "status", "version", "centre_tile", "grid", "missing_context", "slide_x",
-                  "slide_y", "created_at"]
+                  "slide_y", "import_unfinished", "created_at"]
+
+    def get_import_unfinished(self, patch: Patch) -> bool:
+        job = patch.import_job
+        return job is not None and job.status != ImportJob.Status.SUCCEEDED
 
 
 class ImportJobSerializer(JobSerializer):

@@ -45,7 +45,8 @@ class LabelClassViewSet(ProjectScopedViewSet):
 
 
 class PatchViewSet(ProjectScopedViewSet):
-    queryset = Patch.objects.select_related("slide", "original_label", "current_label")
+    queryset = Patch.objects.select_related("slide", "original_label", "current_label",
+                                            "import_job")
     serializer_class = PatchSerializer
     filterset_class = PatchFilterSet
 

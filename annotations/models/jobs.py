@@ -103,6 +103,17 @@ class TrackedJob(models.Model):
         return self.STALLED if self.is_stalled else self.status
 
     @property
+    def waiting_for_worker(self) -> bool:
+        """Pending for more than SPIDER_JOB_PENDING_WARN_SECONDS since it was queued (or
+        re-queued: ``heartbeat_at`` of a pending job): no worker has taken it up, because
+        none is running for its queue or all are busy."""
+        if self.status != self.Status.PENDING:
+            return False
+        queued = self.heartbeat_at or self.created_at
+        warn = timedelta(seconds=settings.SPIDER_JOB_PENDING_WARN_SECONDS)
+        return queued is not None and queued < timezone.now() - warn
+
+    @property
     def state_display(self) -> str:
         return "Stalled" if self.is_stalled else self.get_status_display()
 
