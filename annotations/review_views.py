@@ -4,7 +4,8 @@ that the static JS fills through the review API, so the API is the only write pa
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from annotations.access import access_project
 from annotations.dashboards import change_matrix, pair_kappas, reviewer_rows
@@ -44,6 +45,8 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
 
 def review_grid(request: HttpRequest, slug: str) -> HttpResponse:
     context = _page(request, slug)
+    if context["queue"] == "candidates":  # answered yes/no one at a time, with their seeds
+        return redirect(f"{reverse('review', args=[slug])}?{request.GET.urlencode()}")
     return render(request, "annotations/review_grid.html",
                   {**context, "classes": context["project"].classes.order_by("index")})
 

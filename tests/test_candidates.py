@@ -138,3 +138,11 @@ def test_unlabelled_patch_cannot_be_confirmed_and_answers_are_checked(client, us
     client.force_login(users["viewer"])
     assert client.post(f"/api/projects/{grown.slug}/candidates/{patch.pk}/answer/", {},
                        content_type="application/json").status_code == 403
+
+
+def test_grid_mode_sends_candidates_to_the_one_at_a_time_page(client, users, imported):
+    client.force_login(users["reviewer"])
+    response = client.get(f"/p/{imported.slug}/review/grid/?queue=candidates&proposed_label=3")
+    assert response.status_code == 302
+    assert response["Location"] == (f"/p/{imported.slug}/review/?queue=candidates"
+                                    "&proposed_label=3")
