@@ -195,3 +195,11 @@ def label_issue(project: Project, patch_id: int) -> str | None:
     return (LabelIssue.objects.filter(model_version__project=project,
                                       model_version__is_active=True, patch_id=patch_id)
             .values_list("likely_label__name", flat=True).first())
+
+
+def crowd_quality(project: Project) -> dict[str, Any] | None:
+    """The active version's CROWDLAB figures (reviewer quality, consensus where it differs
+    from the label, ActiveLab's next reads), or None before two reviewers double-read."""
+    version = active_version(project)
+    found = (version.metrics or {}).get("crowdlab") if version else None
+    return found if isinstance(found, dict) else None
