@@ -4,6 +4,7 @@ with (no inline script), and the schema and Swagger UI behind login."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50),
@@ -110,8 +112,12 @@ def test_schema_and_swagger_ui_need_a_login(client, users):
 def test_pages_run_under_the_policy_in_a_browser(page, live_server, users, imported):
     """Every page a user meets, in Chromium: no policy violation, and the policy does stop an
     injected inline script."""
-    from annotations.models import Patch
+    from annotations.models import Patch, Slide
+    from annotations.sample_data import sample_image_path
 
+    call_command("import_slide", str(sample_image_path()), project=imported.slug, json=True,
+                 stdout=io.StringIO(), stderr=io.StringIO())
+    slide = Slide.objects.filter(project=imported, width__gt=0).latest("id")
     violations: list[str] = []
     page.on("console", lambda m: violations.append(m.text)
             if "Content Security Policy" in m.text else None)
@@ -124,9 +130,12 @@ def test_pages_run_under_the_policy_in_a_browser(page, live_server, users, impor
     patch = Patch.objects.filter(project=imported).order_by("id").first()
     for path in (f"/p/{slug}/", f"/p/{slug}/patches/", f"/p/{slug}/patches/{patch.pk}/",
                  f"/p/{slug}/review/?queue=unreviewed", f"/p/{slug}/review/grid/",
-                 f"/p/{slug}/reviewers/", f"/p/{slug}/settings/", "/api/docs/"):
+                 f"/p/{slug}/reviewers/", f"/p/{slug}/settings/", "/api/docs/",
+                 f"/p/{slug}/slides/{slide.pk}/"):
         page.goto(live_server.url + path)
         page.wait_for_load_state("networkidle")
+    page.wait_for_selector("#slide-viewer canvas", timeout=15000)  # OpenSeadragon (a worker)
+    page.goto(f"{live_server.url}/api/docs/")
     page.wait_for_selector(".swagger-ui .info", timeout=15000)  # its script ran, from a file
     page.goto(f"{live_server.url}/p/{slug}/review/?queue=unreviewed")
     page.wait_for_selector("#context-grid img", timeout=15000)  # the review page's script ran
