@@ -5,8 +5,9 @@ In one run, for each slide:
   2. the floor: the same tissue tiles read with OpenSlide's ``read_region`` alone, on the
      same number of threads, nothing else done with them (no scaling, PNG, hash, store, DB).
 The slides are the real sample (``cmu_small_region.svs``, Aperio JPEG, 43 tissue tiles) and
-two generated pyramidal tiled TIFFs (deflate, 0.5 um/px) that repeat the sample 4x4 and
-8x8, to show memory stays flat while the slide grows 4x.
+two generated pyramidal tiled TIFFs (deflate, 0.5 um/px, levels at 1, 4 and 16x
+downsampling) that repeat the sample 4x4 and 8x8, to show memory stays flat while the
+slide grows 4x.
 
 Usage: DATABASE_URL=postgres://... python bench/slide_bench.py [--repeat 3] [--sizes 4 8]
 """
@@ -44,7 +45,7 @@ def generated_slide(repeat: int, folder: Path) -> Path:
 
     from annotations.sample_data import sample_image_path
 
-    path = folder / f"sample-x{repeat}.tif"
+    path = folder / f"sample-x{repeat}-pyramid.tif"
     if path.is_file():
         return path
     with Image.open(sample_image_path()) as image:
@@ -59,14 +60,15 @@ def generated_slide(repeat: int, folder: Path) -> Path:
                 yield rgb[rows][:, cols]
 
     full = (height * repeat, width * repeat, 3)
-    reduced = (full[0] // 4, full[1] // 4, 3)
     partial = path.with_suffix(".part")
     with tifffile.TiffWriter(partial, bigtiff=True) as tiff:
         tiff.write(tiles(full, 1), shape=full, dtype=np.uint8, tile=(TILE, TILE),
                    compression="adobe_deflate", photometric="rgb",
                    resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit="CENTIMETER")
-        tiff.write(tiles(reduced, 4), shape=reduced, dtype=np.uint8, tile=(TILE, TILE),
-                   compression="adobe_deflate", photometric="rgb", subfiletype=1)
+        for step in (4, 16):  # a pyramid like a scanner's (Aperio: 4x, 16x, ...)
+            reduced = (full[0] // step, full[1] // step, 3)
+            tiff.write(tiles(reduced, step), shape=reduced, dtype=np.uint8, tile=(TILE, TILE),
+                       compression="adobe_deflate", photometric="rgb", subfiletype=1)
     partial.rename(path)
     return path
 
