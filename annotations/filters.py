@@ -1,6 +1,7 @@
 """FilterSets shared by the pages and the API."""
 
 import django_filters
+from django import forms
 
 from annotations.models import LabelClass, Patch, PatchStatus, Slide, Split
 
@@ -14,7 +15,11 @@ class PatchFilterSet(django_filters.FilterSet):
                                                       label="Original label")
     status = django_filters.ChoiceFilter(choices=PatchStatus.choices)
     split = django_filters.ChoiceFilter(choices=[c for c in Split.choices if c[0]])
-    slide = django_filters.ModelChoiceFilter(queryset=Slide.objects.none())
+    # A slide id, not a menu: a SPIDER organ has thousands of slides, and a <select> of
+    # them all made the patch browser grow with the project (slide_name finds one by name).
+    slide = django_filters.ModelChoiceFilter(
+        queryset=Slide.objects.none(), label="Slide (id)",
+        widget=forms.NumberInput(attrs={"min": 1, "style": "width:6em"}))
     slide_name = django_filters.CharFilter(field_name="slide__name", label="Slide id")
 
     class Meta:

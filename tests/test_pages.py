@@ -48,6 +48,27 @@ def test_patch_browser_filters_and_keyset_pages(client, users, imported):
     assert seen == expected
 
 
+def test_patch_browser_stays_the_same_size_with_many_slides(client, users, imported):
+    """The page lists no slide menu: with 500 more slides its queries and size stay put."""
+    from annotations.models import Slide
+
+    client.force_login(users["viewer"])
+    url = reverse("patch-list", args=[imported.slug])
+
+    def measure() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as queries:
+            body = client.get(url).content
+        return len(queries), len(body)
+
+    before = measure()
+    Slide.objects.bulk_create([Slide(project=imported, name=f"extra-{i}") for i in range(500)])
+    after = measure()
+    assert after == before
+    slide = Slide.objects.filter(project=imported).first()
+    html = client.get(url, {"slide": slide.pk}).content.decode()
+    assert f'value="{slide.pk}"' in html
+
+
 def test_patch_page_shows_context_labels_and_history(client, users, imported):
     patch = Patch.objects.filter(project=imported, missing_context=0).first()
     client.force_login(users["viewer"])
