@@ -12,7 +12,7 @@ from annotations.dashboards import change_matrix, pair_kappas, reviewer_rows
 from annotations.permissions import Act, allowed_actions
 from annotations.queues import MODEL_QUEUES, QUEUES, audit_estimate, queue_sizes
 from annotations.reviewing import EXCLUDE_REASONS
-from inference.queries import active_model_name
+from inference.queries import active_model_name, crowd_quality
 
 
 def _config(request: HttpRequest, project, queue: str) -> dict:
@@ -56,7 +56,7 @@ def reviewers(request: HttpRequest, slug: str) -> HttpResponse:
     project = access_project(request.user, slug)
     return render(request, "annotations/reviewers.html", {
         "project": project, "rows": reviewer_rows(project), "pairs": pair_kappas(project),
-        "can": allowed_actions(request.user, project)})
+        "crowd": crowd_quality(project), "can": allowed_actions(request.user, project)})
 
 
 def review_summary(project) -> dict:

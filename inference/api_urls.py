@@ -23,5 +23,6 @@ urlpatterns = [
          name="api-retrain-policy"),
     path("projects/<slug:project_slug>/label-issues/", rounds_api.LabelIssuesView.as_view(),
          name="api-label-issues"),
+    path("projects/<slug:project_slug>/crowd/", rounds_api.CrowdView.as_view(), name="api-crowd"),
     *router.urls,
 ]

@@ -17,7 +17,7 @@ from inference.actions import JobError, set_retrain_policy, start_round
 from inference.api import InferenceJobSerializer
 from inference.history import rounds
 from inference.models import LabelIssue, ModelVersion
-from inference.queries import active_version
+from inference.queries import active_version, crowd_quality
 from inference.rounds import policy_of, settled_count
 
 
@@ -125,3 +125,13 @@ class LabelIssuesView(APIView):
                 raise ValidationError({"patch": "a patch id"})
             issues = issues.filter(patch_id=int(patch))
         return Response(LabelIssueSerializer(issues, many=True).data)
+
+
+class CrowdView(APIView):
+    """CROWDLAB reviewer quality and consensus, and ActiveLab's patches for one more read,
+    as computed when the active version was trained (null before double reads)."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, project_slug: str) -> Response:
+        project = access_project(request.user, project_slug)
+        return Response(crowd_quality(project))

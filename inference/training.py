@@ -17,7 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from annotations.models import LabelClass, Patch, Project, Review, Split
-from inference import confident_learning, fitting, guard, recipe
+from inference import confident_learning, crowd, fitting, guard, recipe
 from inference.embedding import grid_embeddings, inference_device
 from inference.modeling import TrainProgress, metrics
 from inference.models import EmbeddingSpace, LabelIssue, ModelVersion
@@ -103,8 +103,19 @@ def train_version(
         _store_issues(version, [patch_ids[i] for i in train_rows[learned.issues]],
                       [label_ids[i] for i in train_rows[learned.issues]],
                       oof[learned.issues].argmax(1), classes, position)
+    _crowd(version, patch_ids, probs, position)
     _decide_activation(version, options)
     return version
+
+
+def _crowd(version: ModelVersion, patch_ids: list[int], probs: np.ndarray,
+           position: dict[int, int]) -> None:
+    """CROWDLAB reviewer quality and ActiveLab's next reads, once patches have two reads."""
+    class_ids = [cid for cid, _ in sorted(position.items(), key=lambda item: item[1])]
+    found = crowd.analyse(version, patch_ids, probs, class_ids)
+    if found is not None:
+        version.metrics = {**version.metrics, "crowdlab": found}
+        ModelVersion.objects.filter(pk=version.pk).update(metrics=version.metrics)
 
 
 def _decide_activation(version: ModelVersion, options: TrainOptions) -> None:

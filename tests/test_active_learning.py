@@ -215,3 +215,34 @@ def test_the_round_button_and_roles(imported_4, client, users):
     assert train.status_code == 400 and "already pending" in train.json()["detail"]
     page = client.post(f"/p/{imported_4.slug}/rounds/start/", {"next": "rounds"}, follow=True)
     assert "is already pending" in page.content.decode()
+
+
+def test_two_reads_give_reviewer_quality_and_the_next_reads(imported_4, eager, client, users):
+    """Two reviewers read the same patches (one of them careless); the trained version's
+    CROWDLAB figures rank the careful one higher, on the reviewers page and in the API."""
+    imported_4.reviews_required = 2
+    imported_4.save(update_fields=["reviews_required"])
+    base = f"/api/projects/{imported_4.slug}"
+    patches = list(Patch.objects.filter(project=imported_4).order_by("id")[:24])
+    classes = list(LabelClass.objects.filter(project=imported_4).order_by("index"))
+    for name in ("reviewer", "admin"):
+        client.force_login(users[name])
+        for i, patch in enumerate(patches):
+            patch.refresh_from_db()
+            careless = name == "admin" and i % 2 == 0
+            label = (classes[(classes.index(patch.original_label) + 1) % len(classes)]
+                     if careless else patch.original_label)
+            response = client.post(f"{base}/patches/{patch.pk}/reviews/",
+                                   {"action": "correct" if careless else "confirm",
+                                    "label": label.pk, "patch_version": patch.version},
+                                   content_type="application/json")
+            assert response.status_code == 201, response.content
+    train(imported_4, "crowd", *GOOD)
+    crowd = client.get(f"{base}/crowd/").json()
+    assert set(crowd["reviewers"]) == {"reviewer", "admin"} and crowd["patches"] == 24
+    quality = {name: r["quality"] for name, r in crowd["reviewers"].items()}
+    assert quality["reviewer"] > quality["admin"], quality
+    assert crowd["one_more_read"] and all(isinstance(c["patch"], int)
+                                          for c in crowd["one_more_read"])
+    page = client.get(f"/p/{imported_4.slug}/reviewers/").content.decode()
+    assert 'id="crowd-rows"' in page and "One more read would help most" in page

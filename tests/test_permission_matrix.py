@@ -97,6 +97,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("api/projects/<slug:project_slug>/rounds/", "POST"): "admin",
     ("api/projects/<slug:project_slug>/retrain-policy/", "GET"): "viewer",  # PUT: admin
     ("api/projects/<slug:project_slug>/label-issues/", "GET"): "viewer",
+    ("api/projects/<slug:project_slug>/crowd/", "GET"): "viewer",
     ("p/<slug:slug>/rounds/", "GET"): "viewer",
     ("p/<slug:slug>/rounds/start/", "POST"): "admin",
     ("p/<slug:slug>/rounds/policy/", "POST"): "admin",
