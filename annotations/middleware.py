@@ -36,10 +36,10 @@ class ContentSecurityPolicyMiddleware:
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
-        self.policy = settings.SPIDER_CONTENT_SECURITY_POLICY
 
     def __call__(self, request):
         response = self.get_response(request)
-        if self.policy and "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = self.policy
+        policy = settings.SPIDER_CONTENT_SECURITY_POLICY  # read each time: tests change it
+        if policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = policy
         return response

@@ -22,6 +22,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _fast_and_isolated(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
+    # Playwright's string predicates (wait_for_function) need eval, which the policy forbids;
+    # tests/test_security_deploy.py puts the policy back and checks the pages under it.
+    settings.SPIDER_CONTENT_SECURITY_POLICY = ""
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
 
 ROOT = Path(__file__).resolve().parent.parent
+POLICY = django_settings.SPIDER_CONTENT_SECURITY_POLICY  # before conftest switches it off
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50),
               "ALLOWED_HOSTS": "spider.example.org", "HTTPS": "1",
               "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https"}
@@ -73,8 +75,13 @@ def test_https_on_redirects_and_sends_hsts_and_secure_cookies(client, users, set
     assert secure.cookies["sessionid"]["secure"]
 
 
+@pytest.fixture
+def policy(settings):
+    settings.SPIDER_CONTENT_SECURITY_POLICY = POLICY
+
+
 @pytest.mark.django_db
-def test_every_response_carries_the_policy(client, users):
+def test_every_response_carries_the_policy(client, users, policy):
     for path in ("/accounts/login/", "/api/projects/"):
         policy = client.get(path)["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "'unsafe-inline'" not in \
@@ -109,7 +116,7 @@ def test_schema_and_swagger_ui_need_a_login(client, users):
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_pages_run_under_the_policy_in_a_browser(page, live_server, users, imported):
+def test_pages_run_under_the_policy_in_a_browser(page, live_server, users, imported, policy):
     """Every page a user meets, in Chromium: no policy violation, and the policy does stop an
     injected inline script."""
     from annotations.models import Patch, Slide
