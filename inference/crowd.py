@@ -24,8 +24,8 @@ LABEL_ACTIONS = (ReviewAction.CONFIRM, ReviewAction.CORRECT)
 SHOWN = 50
 
 
-def annotations(project: Project, patch_ids: list[int]) -> tuple[list[int], list[str],
-                                                                  dict[tuple[int, int], int]]:
+def reader_labels(project: Project, patch_ids: list[int]
+                  ) -> tuple[list[int], list[str], dict[tuple[int, int], int]]:
     """(patches with a label decision, reviewer names, {(patch, reviewer index): class id})."""
     wanted = set(patch_ids)
     by_patch: dict[int, list[Review]] = {}
@@ -54,7 +54,7 @@ def analyse(version: ModelVersion, patch_ids: list[int], probs: np.ndarray,
         get_label_quality_multiannotator,
     )
 
-    patches, reviewers, labels = annotations(version.project, patch_ids)
+    patches, reviewers, labels = reader_labels(version.project, patch_ids)
     if len(reviewers) < 2:
         return None
     column_of = {cid: i for i, cid in enumerate(class_ids)}
