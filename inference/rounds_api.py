@@ -129,9 +129,10 @@ class LabelIssuesView(APIView):
 
 class CrowdView(APIView):
     """CROWDLAB reviewer quality and consensus, and ActiveLab's patches for one more read,
-    as computed when the active version was trained (null before double reads)."""
+    as computed when the active version was trained ({} before double reads: DRF renders
+    None as an empty body, which is no JSON)."""
 
     @extend_schema(responses={200: dict})
     def get(self, request: Request, project_slug: str) -> Response:
         project = access_project(request.user, project_slug)
-        return Response(crowd_quality(project))
+        return Response(crowd_quality(project) or {})
