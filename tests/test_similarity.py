@@ -105,6 +105,11 @@ def test_index_rebuilt_after_a_new_embedding_space(client, users, embedded):
 
 def test_only_admins_build_and_viewers_cannot_start_jobs(client, users, imported_4):
     embedded = imported_4
+    client.force_login(users["viewer"])
+    patch = Patch.objects.filter(project=embedded).first()
+    nothing = similar(client, embedded, [patch.pk])  # nothing embedded: no job is queued
+    assert nothing.status_code == 409 and "no embeddings yet" in nothing.json()["detail"]
+    assert not SimilarityJob.objects.exists()
     url = f"/api/projects/{embedded.slug}/similarity-jobs/"
     client.force_login(users["reviewer"])
     assert client.post(url, {"kind": "index"}, content_type="application/json"

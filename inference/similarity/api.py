@@ -35,6 +35,7 @@ from inference.similarity.search import (
     is_stale,
     more_like_this,
 )
+from inference.similarity.vectors import project_space
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -89,6 +90,10 @@ def similar(request: Request, project_slug: str) -> Response:
     try:
         found = more_like_this(project, d["seeds"], d["k"], filters)
     except IndexNotReady as exc:
+        if project_space(project) is None:  # nothing embedded: a job would only fail
+            return Response({"detail": f"project {project.slug!r} has no embeddings yet: "
+                             "predict or train a head first (they embed every tile)"},
+                            status=status.HTTP_409_CONFLICT)
         job = actions.ensure_index(project)
         return Response({"detail": f"{exc}; it is being built, ask again in a moment",
                          "job": job.pk if job else None}, status=status.HTTP_409_CONFLICT)

@@ -16,7 +16,7 @@ from inference.similarity import faiss_index
 from inference.similarity.models import SimilarityIndex
 
 _CACHE: OrderedDict[str, faiss_index.FaissIndex] = OrderedDict()
-_CACHE_SIZE = 4  # indexes kept per process (a whole organ's is ~400 MB)
+_CACHE_SIZE = 2  # indexes kept per process: a whole organ's is ~330 MB, 1M patches 2 GB
 _lock = threading.Lock()
 
 
