@@ -21,11 +21,15 @@ with keep-alive connections, and the load generator on the same (2-core) machine
    and a confirmed patch leaves the queue, so any repeat is a duplicate); must be 0.
 4. --explain: runs one next and one submit in-process (rolled back), lists their SQL by
    time and prints EXPLAIN (ANALYZE, BUFFERS) of the slowest statement of each.
+5. --db-kills SECONDS (a fault run): while the reviewers work, every SECONDS all of the
+   server's database connections are ended with pg_terminate_backend (a database restart or
+   failover, as the server meets it). It then prints decisions answered 201, review rows in
+   the database, lost decisions (answered but not stored), 5xx answers and duplicate leases.
 
 Usage:
   .venv/bin/python bench/review_bench.py [--reuse] [--patches 160000] [--tiles 2700000]
       [--servers 3x4,2x8] [--queues disagreement,unreviewed] [--paced-seconds 60]
-      [--unpaced-seconds 30] [--explain]
+      [--unpaced-seconds 30] [--explain] [--db-kills 2]
 DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/reviewbench.
 """
 
@@ -512,7 +516,11 @@ class Client:
                 self.conn.close()
                 if attempt:
                     raise
-        return response.status, (json.loads(data) if data else {}), elapsed
+        try:
+            parsed = json.loads(data) if data else {}
+        except ValueError:  # an HTML error page (a 500): counted by its status
+            parsed = {}
+        return response.status, parsed, elapsed
 
     def close(self) -> None:
         self.conn.close()
@@ -554,6 +562,8 @@ class Run:
         self.tokens = tokens
         self.lock = threading.Lock()
         self.handed: dict[int, set[int]] = {}
+
+        self.answered = 0  # decisions answered 201, over all phases
 
     def duplicates(self) -> int:
         return sum(len(who) > 1 for who in self.handed.values())
@@ -607,6 +617,7 @@ class Run:
                 tally.next_ms += next_ms
                 tally.submit_ms += submit_ms
                 tally.decisions += decisions
+                self.answered += decisions
                 tally.empty += empty
                 tally.conflicts += conflicts
                 tally.late += late
@@ -649,8 +660,47 @@ def report(label: str, tally: Tally, wall: float, cpu: str) -> None:
     print(f"  {'':<26}    {cpu}", flush=True)
 
 
+@contextlib.contextmanager
+def killing_connections(every: float) -> Iterator[list[int]]:
+    """End every other connection to the bench database each ``every`` seconds while the
+    block runs (``every`` <= 0: nothing); yields the running count of connections ended."""
+    import psycopg
+
+    killed = [0]
+    stop = threading.Event()
+
+    def kill() -> None:
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+            while not stop.wait(every):
+                killed[0] += conn.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchone()[0]
+
+    thread = threading.Thread(target=kill, daemon=True) if every > 0 else None
+    if thread:
+        thread.start()
+    try:
+        yield killed
+    finally:
+        stop.set()
+        if thread:
+            thread.join()
+
+
+def stored_reviews() -> int:
+    from django.db import connection
+
+    connection.close()  # ended by the fault run, most likely
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM annotations_review r JOIN annotations_patch p ON "
+                    "p.id = r.patch_id JOIN annotations_project j ON j.id = p.project_id "
+                    "WHERE j.slug = %s", [SLUG])
+        return cur.fetchone()[0]
+
+
 def bench_server(config: str, queues: list[str], paced_s: float, unpaced_s: float,
-                 tokens: list[str] | None) -> list[str]:
+                 tokens: list[str] | None, db_kills: float = 0) -> list[str]:
     """Run every phase against one gunicorn configuration; returns the reviewers' tokens."""
     workers, threads = (int(x) for x in config.lower().split("x"))
     reset_reviews()
@@ -662,17 +712,28 @@ def bench_server(config: str, queues: list[str], paced_s: float, unpaced_s: floa
         print(f"  {'phase':<26} {'call':<7}{'n':>7} {'p50 ms':>8} {'p95 ms':>8} "
               f"{'p99 ms':>8} {'max ms':>8}")
         run.phase(queues[0], 3, paced=False)  # warm-up: connections, imports, caches
-        for queue in queues:
-            for paced, seconds in ((True, paced_s), (False, unpaced_s)):
-                if seconds <= 0:
-                    continue
-                before = cpu_snapshot(server.pid)
-                tally, wall = run.phase(queue, seconds, paced)
-                after = cpu_snapshot(server.pid)
-                report(f"{queue} {'paced 1/s' if paced else 'unpaced'}", tally, wall,
-                       cpu_use(before, after))
+        errors_5xx = 0
+        with killing_connections(db_kills) as killed:
+            for queue in queues:
+                for paced, seconds in ((True, paced_s), (False, unpaced_s)):
+                    if seconds <= 0:
+                        continue
+                    before = cpu_snapshot(server.pid)
+                    tally, wall = run.phase(queue, seconds, paced)
+                    after = cpu_snapshot(server.pid)
+                    report(f"{queue} {'paced 1/s' if paced else 'unpaced'}", tally, wall,
+                           cpu_use(before, after))
+                    errors_5xx += sum(n for key, n in tally.errors.items()
+                                      if key.split()[-1].startswith("5"))
+        stored = stored_reviews()
         print(f"  duplicate leases (patch handed to 2+ reviewers): {run.duplicates()}; "
               f"patches with 2+ reviews in the database: {decided_twice()}", flush=True)
+        if db_kills > 0:
+            print(f"  fault run: {REVIEWERS} reviewers, database connections ended every "
+                  f"{db_kills:g} s ({killed[0]} in all): {run.answered} decisions answered "
+                  f"201 (warm-up included), {stored} review rows stored, lost "
+                  f"{max(0, run.answered - stored)}, 5xx answers {errors_5xx}, duplicate "
+                  f"leases {run.duplicates()}", flush=True)
     return tokens
 
 
@@ -760,6 +821,8 @@ def main() -> None:
     parser.add_argument("--explain", action="store_true",
                         help="profile one next and one submit in-process, with plans")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--db-kills", type=float, default=0,
+                        help="a fault run: end the server's database connections this often")
     args = parser.parse_args()
     queues = [q for q in args.queues.split(",") if q]
 
@@ -796,7 +859,7 @@ def main() -> None:
     tokens = None
     for config in args.servers.split(","):
         tokens = bench_server(config, queues, args.paced_seconds, args.unpaced_seconds,
-                              tokens)
+                              tokens, args.db_kills)
     if args.explain:
         explain(queues)
 
