@@ -131,6 +131,23 @@ def test_past_the_exact_limit_an_ivf_index_is_built_and_searched(client, users, 
     index = SimilarityIndex.objects.get(project=embedded)
     assert index.kind == faiss_index.KIND_IVF and index.size == Patch.objects.filter(
         project=embedded).count()
+    job = SimilarityJob.objects.get(kind="index")
+    assert job.summary["recall@10"] >= 0.99 and job.summary["nprobe"] >= 1  # calibrated
     assert similar(client, embedded, [seed.pk], k=5).json()["results"][0]["patch"] == seed.pk
     on_test = similar(client, embedded, [seed.pk], k=5, split="test").json()["results"]
     assert on_test and {r["split"] for r in on_test} == {"test"}
+
+
+def test_calibration_probes_lists_until_recall_is_reached():
+    from inference.similarity import faiss_index
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((2000, 64))
+    vectors = (centres[rng.integers(0, 2000, 20000)]
+               + rng.standard_normal((20000, 64))).astype(np.float32)
+    index = faiss_index.ivf(64, 20000, vectors[::2])
+    faiss_index.add(index, np.arange(20000), vectors)
+    nprobe, recall = faiss_index.calibrate(index, faiss_index.normalised(vectors[:40]))
+    assert recall >= 0.99 and index.nprobe == nprobe <= index.nlist
+    restored = faiss_index.from_bytes(faiss_index.to_bytes(index))
+    assert restored.nprobe == nprobe  # stored with the index

@@ -14,6 +14,8 @@ from inference.similarity import faiss_index, store
 from inference.similarity.models import SimilarityIndex, SimilarityJob
 from inference.similarity.vectors import patch_vectors, project_space
 
+PROBE_QUERIES = 50  # patches whose exact top 10 calibrate an IVF index's nprobe
+
 
 def _delete_files(names: list[str], keep: str) -> None:
     for name in names:
@@ -72,6 +74,12 @@ def build_index(job: SimilarityJob) -> SimilarityIndex:
         faiss_index.add(index, ids[keep], vectors[keep])
         not_embedded += left_out
         lifecycle.advance(job, by=int(keep.sum()) + left_out)
+    calibration = {}
+    if kind == faiss_index.KIND_IVF:  # how many lists these patches need for Recall@10 0.99
+        probe = np.random.default_rng(1).choice(faiss_index.ids_of(index), size=min(
+            index.ntotal, PROBE_QUERIES), replace=False)
+        nprobe, recall = faiss_index.calibrate(index, faiss_index.vectors_of(index, probe))
+        calibration = {"nprobe": nprobe, "recall@10": round(recall, 4)}
     name = store.save(project, space, index)
     with transaction.atomic():
         old = [r.file for r in SimilarityIndex.objects.select_for_update().filter(
@@ -86,5 +94,6 @@ def build_index(job: SimilarityJob) -> SimilarityIndex:
         transaction.on_commit(lambda: _delete_files(old, keep=name))
     lifecycle.succeed(job, summary={"space": str(space), "size": index.ntotal,
                                     "added": index.ntotal - len(present),
-                                    "removed": removed, "not_embedded": not_embedded})
+                                    "removed": removed, "not_embedded": not_embedded,
+                                    **calibration})
     return row

@@ -8,8 +8,9 @@ rounding, ids are the patches' own ids so no side table maps rows to patches, an
 
 Past ``EXACT_LIMIT`` patches a flat scan per query costs more than a page may wait (~80 ms
 at 1M on 2 cores), so :func:`ivf` builds an inverted-file index over the same fp16 codes
-(``IndexIVFScalarQuantizer``, about sqrt(n) lists, ``NPROBE`` of them scanned per query),
-whose Recall@10 against the exact scan ``bench/similarity_bench.py`` prints.
+(``IndexIVFScalarQuantizer``, about sqrt(n) lists), whose lists scanned per query are
+calibrated at build time (:func:`calibrate`) until Recall@10 against the exact scan reaches
+0.99 on the project's own patches; ``bench/similarity_bench.py`` prints recall per nprobe.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ FaissIndex = Any
 KIND = "flat-fp16-ip"
 KIND_IVF = "ivf-fp16-ip"
 EXACT_LIMIT = 500_000  # patches; SPIDER's largest organ (skin, 160k) stays exact
-NPROBE = 48  # lists scanned per query of an IVF index (see the bench's recall table)
+NPROBE = 48  # lists a calibration starts from (see calibrate and the bench's recall table)
 TRAIN_SAMPLE = 50_000  # vectors the IVF's k-means learns its lists from
 
 
@@ -88,6 +89,28 @@ def ivf(dim: int, size: int, sample: np.ndarray) -> FaissIndex:
     index.set_direct_map_type(faiss.DirectMap.Hashtable)
     index.nprobe = NPROBE
     return index
+
+
+def calibrate(index: FaissIndex, queries: np.ndarray, target: float = 0.99,
+              k: int = 10) -> tuple[int, float]:
+    """Set an IVF index's nprobe to the smallest (from NPROBE, doubling) whose Recall@k
+    against the exact scan reaches ``target`` on ``queries``; returns (nprobe, recall).
+
+    Scanning every list is the exact scan of the same fp16 codes, so the ground truth costs
+    no second index. How many lists real embeddings need is a property of the data, not of
+    the code: measured here, at build time, on the project's own patches."""
+    lists = index.nlist
+    index.nprobe = lists
+    _, truth = search(index, queries, k)
+    nprobe, recall = NPROBE, 0.0
+    while True:
+        index.nprobe = min(nprobe, lists)
+        _, found = search(index, queries, k)
+        recall = float(np.mean([len(set(t) & set(f)) / k for t, f in zip(truth, found,
+                                                                         strict=True)]))
+        if recall >= target or index.nprobe == lists:
+            return index.nprobe, recall
+        nprobe *= 2
 
 
 def build(dim: int, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> FaissIndex:
