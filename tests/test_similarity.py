@@ -68,10 +68,13 @@ def test_new_patches_are_added_by_an_update(client, users, embedded):
     similar(client, embedded, [seed.pk])  # builds
     newest = patches.last()
     index = SimilarityIndex.objects.get(project=embedded)
-    SimilarityIndex.objects.filter(pk=index.pk).update(max_patch_id=newest.pk - 1)
     from inference.similarity import faiss_index, store
 
-    faiss_index.remove(store.load(index), [newest.pk])  # as if it had arrived after the build
+    # As if the newest patch had arrived after the build: an index file without it.
+    older = store.load_copy(index)
+    faiss_index.remove(older, [newest.pk])
+    SimilarityIndex.objects.filter(pk=index.pk).update(
+        file=store.save(embedded, index.space, older), max_patch_id=newest.pk - 1)
     body = similar(client, embedded, [seed.pk]).json()
     assert body["index"]["stale"]  # and an update job was queued (eager: done)
     update = SimilarityJob.objects.filter(project=embedded, kind="index").first()
@@ -151,3 +154,19 @@ def test_calibration_probes_lists_until_recall_is_reached():
     assert recall >= 0.99 and index.nprobe == nprobe <= index.nlist
     restored = faiss_index.from_bytes(faiss_index.to_bytes(index))
     assert restored.nprobe == nprobe  # stored with the index
+
+
+def test_a_mapped_index_answers_as_the_copy(tmp_path):
+    from inference.similarity import faiss_index
+
+    rng = np.random.default_rng(2)
+    vectors = rng.standard_normal((500, 32)).astype(np.float32)
+    index = faiss_index.build(32, [(np.arange(1000, 1500), vectors)])
+    path = tmp_path / "x.faiss"
+    path.write_bytes(faiss_index.to_bytes(index))
+    mapped = faiss_index.read_mapped(str(path))
+    copy = faiss_index.from_bytes(path.read_bytes())
+    for a, b in zip(faiss_index.search(mapped, vectors[:5], 7),
+                    faiss_index.search(copy, vectors[:5], 7), strict=True):
+        assert np.array_equal(a, b)
+    assert faiss_index.search(mapped, vectors[3:4], 1)[1][0][0] == 1003

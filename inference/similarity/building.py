@@ -53,7 +53,7 @@ def build_index(job: SimilarityJob) -> SimilarityIndex:
     kind = faiss_index.kind_for(len(wanted))
     if current is not None and current.kind == kind:
         try:
-            index = store.load(current)
+            index = store.load_copy(current)  # updated in place: never the shared one
         except (OSError, RuntimeError):  # the file is gone or damaged: build afresh
             index = None
     if index is None:  # first build, damaged file, or the project crossed EXACT_LIMIT

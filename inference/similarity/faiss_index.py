@@ -182,6 +182,12 @@ def to_bytes(index: FaissIndex) -> bytes:
     return bytes(_faiss().serialize_index(index).tobytes())
 
 
+def read_mapped(path: str) -> FaissIndex:
+    """An exact index file memory-mapped read-only (its codes stay in the page cache)."""
+    faiss = _faiss()
+    return faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+
+
 def from_bytes(data: bytes) -> FaissIndex:
     # deserialize_index already returns the concrete class; wrapping it again in
     # downcast_index would let the owning wrapper be collected and free the index.

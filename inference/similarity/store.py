@@ -26,18 +26,32 @@ def save(project: Project, space: EmbeddingSpace, index: faiss_index.FaissIndex)
 
 
 def load(row: SimilarityIndex) -> faiss_index.FaissIndex:
-    """The index ``row`` points at, read once per process."""
+    """The index ``row`` points at, for queries, read once per process. An exact index on a
+    local file system is memory-mapped read-only, so the web server's workers share one copy
+    of its codes in the page cache instead of holding one each (330 MB for a whole organ)."""
     with _lock:
         if row.file in _CACHE:
             _CACHE.move_to_end(row.file)
             return _CACHE[row.file]
-    with default_storage.open(row.file, "rb") as handle:
-        index = faiss_index.from_bytes(handle.read())
+    index = None
+    if row.kind == faiss_index.KIND:
+        try:
+            index = faiss_index.read_mapped(default_storage.path(row.file))
+        except NotImplementedError:  # a storage without local paths (S3): read the bytes
+            index = None
+    if index is None:
+        index = load_copy(row)
     with _lock:
         _CACHE[row.file] = index
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return index
+
+
+def load_copy(row: SimilarityIndex) -> faiss_index.FaissIndex:
+    """A private, writable copy (what an index job updates; never the cached one)."""
+    with default_storage.open(row.file, "rb") as handle:
+        return faiss_index.from_bytes(handle.read())
 
 
 def delete(name: str) -> None:
