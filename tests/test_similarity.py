@@ -170,3 +170,17 @@ def test_a_mapped_index_answers_as_the_copy(tmp_path):
                     faiss_index.search(copy, vectors[:5], 7), strict=True):
         assert np.array_equal(a, b)
     assert faiss_index.search(mapped, vectors[3:4], 1)[1][0][0] == 1003
+
+
+def test_a_lost_index_file_is_rebuilt(client, users, embedded):
+    client.force_login(users["viewer"])
+    seed = Patch.objects.filter(project=embedded).order_by("id")[2]
+    similar(client, embedded, [seed.pk])  # builds
+    lost = SimilarityIndex.objects.get(project=embedded)
+    from inference.similarity import store
+
+    store.delete(lost.file)  # the media volume lost it
+    gone = similar(client, embedded, [seed.pk])
+    assert gone.status_code == 409 and "cannot be read" in gone.json()["detail"]
+    assert SimilarityIndex.objects.get(project=embedded).file != lost.file  # rebuilt
+    assert similar(client, embedded, [seed.pk]).json()["results"][0]["patch"] == seed.pk

@@ -68,9 +68,19 @@ def filtered(project: Project, filters: SimilarFilters) -> QuerySet[Patch] | Non
     return None if filters == SimilarFilters() else patches
 
 
+def open_index(row: SimilarityIndex) -> faiss_index.FaissIndex:
+    """The row's index; a file gone from storage (media lost, restored from an older backup)
+    is an index not ready yet: the caller queues a rebuild."""
+    try:
+        return store.load(row)
+    except (OSError, RuntimeError) as exc:
+        raise IndexNotReady(f"the similarity index file {row.file} cannot be read ({exc})"
+                            ) from exc
+
+
 def seed_query(project: Project, row: SimilarityIndex, seeds: list[int]) -> np.ndarray:
     """The normalised mean of the seeds' normalised vectors: one query for several seeds."""
-    index = store.load(row)
+    index = open_index(row)
     known = set(Patch.objects.filter(project=project, pk__in=seeds)
                 .values_list("id", flat=True))
     if unknown := [s for s in seeds if s not in known]:
@@ -101,7 +111,7 @@ def more_like_this(project: Project, seeds: list[int], k: int = 24,
            else np.fromiter(allowed.values_list("id", flat=True), dtype=np.int64))
     if ids is not None and not len(ids):
         return []
-    scores, found = faiss_index.search(store.load(row), query, k, allowed=ids)
+    scores, found = faiss_index.search(open_index(row), query, k, allowed=ids)
     results = [Similar(int(i), round(float(s), 4))
                for s, i in zip(scores[0], found[0], strict=True) if i >= 0]
     return seeds_first(results, set(seeds))
