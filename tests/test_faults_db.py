@@ -57,11 +57,14 @@ def server(tmp_path) -> Iterator[int]:
              "--bind", f"127.0.0.1:{port}", "--workers", "1", "--graceful-timeout", "5"],
             cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             assert process.poll() is None, log.read_text()[-2000:]
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            try:  # an answer, not just the port: the worker has loaded the app
+                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                probe.request("GET", "/accounts/login/")
+                probe.getresponse().read()
+                probe.close()
                 break
             except OSError:
                 assert time.monotonic() < deadline, "gunicorn did not start"
