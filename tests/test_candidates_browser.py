@@ -98,3 +98,15 @@ def test_more_like_this_on_the_patch_page(page, live_server, users, proposed):
                   ".includes('2 seeds')")
     assert second in [int(results.nth(i).get_attribute("data-patch"))
                       for i in range(results.count())]
+    # Its class by cosine to the class prototype, the most atypical first.
+    from inference.similarity.actions import start_prototypes
+
+    start_prototypes(project, check=False)
+    page.select_option("#similar select[name=split]", "")
+    page.select_option("#similar select[name=mode]", "atypical")
+    wait_js(page, "document.querySelector('#similar .similar-status').textContent"
+                  ".includes('most atypical first')")
+    captions = page.locator("#similar .similar-caption").all_inner_texts()
+    assert captions and all(label.name in c for c in captions)
+    values = [float(c.split(" ·")[0]) for c in captions]
+    assert values == sorted(values)

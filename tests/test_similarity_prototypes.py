@@ -40,6 +40,23 @@ def test_prototypes_job_second_opinion_ordering_and_project_page(client, users, 
     for item in items:
         assert item["prototype"]["name"] in names and -1 <= item["prototype"]["similarity"] <= 1
 
+    label = embedded.classes.order_by("index").first()
+    url = f"/api/projects/{embedded.slug}/similar/"
+    assert client.post(f"/api/projects/{embedded.slug}/similarity-jobs/", {"kind": "index"},
+                       content_type="application/json").status_code == 201
+    typical = client.get(url, {"prototype": label.pk, "k": 500}).json()["results"]
+    atypical = client.get(url, {"prototype": label.pk, "k": 500, "order": "atypical"}
+                          ).json()["results"]
+    assert typical and {r["current_label"] for r in typical} == {label.name}
+    scores = [r["similarity"] for r in typical]
+    assert scores == sorted(scores, reverse=True)
+    assert [r["similarity"] for r in atypical] == sorted(r["similarity"] for r in atypical)
+    assert sorted(r["patch"] for r in typical) == sorted(r["patch"] for r in atypical)
+    ordering = figures["ordering"][str(label.pk)]
+    assert typical[0]["similarity"] == pytest.approx(ordering["typical"][0][1], abs=2e-3)
+    assert atypical[0]["similarity"] == pytest.approx(ordering["atypical"][0][1], abs=2e-3)
+    assert client.get(url, {"prototype": label.pk, "seeds": "1"}).status_code == 400
+
     page = client.get(f"/p/{embedded.slug}/").content.decode()
     assert 'id="fewshot"' in page and "10-shot" in page and "Recall@10" in page
     assert 'id="prototype-ordering"' in page

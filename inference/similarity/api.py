@@ -28,9 +28,11 @@ from inference.similarity.candidates import ANSWERS, Answer, answer
 from inference.similarity.models import SimilarityJob
 from inference.similarity.search import (
     IndexNotReady,
+    NoPrototype,
     Similar,
     SimilarFilters,
     UnknownSeed,
+    by_prototype,
     current_index,
     is_stale,
     more_like_this,
@@ -42,20 +44,30 @@ if TYPE_CHECKING:
 
 
 class SimilarQuery(serializers.Serializer):
-    seeds = serializers.CharField(help_text="seed patch ids, comma-separated")
+    seeds = serializers.CharField(required=False, help_text="seed patch ids, comma-separated")
+    prototype = serializers.IntegerField(
+        required=False, help_text="instead of seeds: a class, whose patches come ordered by "
+        "cosine to its prototype (needs the prototypes job)")
+    order = serializers.ChoiceField(choices=["typical", "atypical"], default="typical",
+                                    help_text="with prototype: most typical or most "
+                                    "atypical first")
     k = serializers.IntegerField(min_value=1, max_value=500, default=24)
     slide = serializers.IntegerField(required=False)
     split = serializers.ChoiceField(choices=["train", "test", ""], required=False)
     status = serializers.ChoiceField(choices=PatchStatus.values, required=False)
     label = serializers.IntegerField(  # type: ignore[assignment]
-        required=False, min_value=0,
-                                     help_text="current label (class id); 0 = unlabelled")
+        required=False, min_value=0, help_text="current label (class id); 0 = unlabelled")
 
     def validate_seeds(self, value: str) -> list[int]:
         parts = [p for p in value.replace(" ", "").split(",") if p]
         if not parts or not all(p.isdigit() for p in parts) or len(parts) > 100:
             raise serializers.ValidationError("1 to 100 patch ids, comma-separated")
         return [int(p) for p in parts]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("seeds" in attrs) == ("prototype" in attrs):
+            raise serializers.ValidationError("give seeds or prototype (one of them)")
+        return attrs
 
 
 def _rows(project_slug: str, found: list[Similar]) -> list[dict[str, Any]]:
@@ -81,14 +93,22 @@ def _rows(project_slug: str, found: list[Similar]) -> list[dict[str, Any]]:
 @api_view(["GET"])
 def similar(request: Request, project_slug: str) -> Response:
     """The ``k`` patches most like the seeds (their mean), best first, with the cosine
-    similarity; filter by slide, split, status and current label (0: unlabelled)."""
+    similarity; filter by slide, split, status and current label (0: unlabelled). With
+    ``prototype`` instead: that class's patches by cosine to its prototype, the most typical
+    (or with ``order=atypical`` the most atypical) first."""
     project = access_project(request.user, project_slug)
     query = SimilarQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
     d = query.validated_data
     filters = SimilarFilters(d.get("slide"), d.get("split"), d.get("status"), d.get("label"))
     try:
-        found = more_like_this(project, d["seeds"], d["k"], filters)
+        if "prototype" in d:
+            found = by_prototype(project, d["prototype"], d["k"], d["order"] == "atypical",
+                                 filters)
+        else:
+            found = more_like_this(project, d["seeds"], d["k"], filters)
+    except NoPrototype as exc:
+        raise ValidationError({"prototype": str(exc)}) from exc
     except IndexNotReady as exc:
         if project_space(project) is None:  # nothing embedded: a job would only fail
             return Response({"detail": f"project {project.slug!r} has no embeddings yet: "

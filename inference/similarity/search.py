@@ -4,7 +4,7 @@ numpy, no torch) on the index the last index job stored."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.db.models import Max, QuerySet
@@ -115,6 +115,36 @@ def more_like_this(project: Project, seeds: list[int], k: int = 24,
     results = [Similar(int(i), round(float(s), 4))
                for s, i in zip(scores[0], found[0], strict=True) if i >= 0]
     return seeds_first(results, set(seeds))
+
+
+class NoPrototype(LookupError):
+    """The class has no prototype in the current space (run the prototypes job)."""
+
+
+def by_prototype(project: Project, class_id: int, k: int = 24, atypical: bool = False,
+                 filters: SimilarFilters = SimilarFilters()) -> list[Similar]:
+    """The class's patches ordered by cosine to its prototype: the most typical first, or
+    the most atypical (searching with the negated prototype finds the least similar)."""
+    from inference.similarity.prototypes import current
+
+    row = current_index(project)
+    if row is None:
+        raise IndexNotReady(f"project {project.slug!r} has no similarity index yet")
+    prototypes = current(project)
+    if prototypes is None or class_id not in prototypes.class_ids:
+        raise NoPrototype(f"class {class_id} has no prototype yet: compute the prototypes")
+    matrix = np.frombuffer(bytes(prototypes.matrix), dtype=np.float32).reshape(
+        len(prototypes.class_ids), -1)
+    query = matrix[prototypes.class_ids.index(class_id)][None]
+    allowed = filtered(project, replace(filters, label=class_id))
+    assert allowed is not None
+    ids = np.fromiter(allowed.values_list("id", flat=True), dtype=np.int64)
+    if not len(ids):
+        return []
+    sign = -1.0 if atypical else 1.0
+    scores, found = faiss_index.search(open_index(row), sign * query, k, allowed=ids)
+    return [Similar(int(i), round(sign * float(s), 4))
+            for s, i in zip(scores[0], found[0], strict=True) if i >= 0]
 
 
 TIE = 2e-3  # fp16 storage rounds a cosine of 1 to within this

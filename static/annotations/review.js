@@ -151,7 +151,7 @@
       `${item.image_name} · slide ${item.slide} · ${item.split || "no split"} · ${item.queue}`;
     paintModel(item, label);
     paintCandidate(item);
-    if (similarBox && !similarBox.hidden) similar.setSeeds([item.patch]);
+    if (similarBox && !similarBox.hidden) similar.setSeeds([item.patch], item.current_label);
     const suggested = suggestion(item);
     document.querySelectorAll("#class-buttons button").forEach((b) => {
       const id = Number(b.dataset.class);
@@ -339,7 +339,7 @@
   function toggleSimilar() {
     if (!similarBox) return;
     similarBox.hidden = !similarBox.hidden;
-    if (!similarBox.hidden && current) similar.setSeeds([current.patch]);
+    if (!similarBox.hidden && current) similar.setSeeds([current.patch], current.current_label);
   }
 
   function toggle(attr, a, b) {

@@ -1,7 +1,8 @@
 // "More like this": the patches most similar to one or several seeds, with the API's
 // filters (slide, split, status, label), shared by the patch page and the review page.
 // Each result can join the seeds; a reviewer can propose unlabelled patches like the seeds
-// as a class (a candidates job).
+// as a class (a candidates job). "Its class, most (a)typical first" lists the patch's class
+// by cosine to the class prototype instead.
 "use strict";
 
 window.similarPanel = (() => {
@@ -24,8 +25,16 @@ window.similarPanel = (() => {
     let asked = 0;
 
     function params() {
-      const query = new URLSearchParams({seeds: seeds.join(","), k: box.dataset.k || "12"});
-      new FormData(form).forEach((value, key) => { if (value !== "") query.set(key, value); });
+      const data = new FormData(form);
+      const mode = data.get("mode");
+      const query = new URLSearchParams({k: box.dataset.k || "12"});
+      if (mode && box.dataset.class) {
+        query.set("prototype", box.dataset.class);
+        query.set("order", mode);
+      } else {
+        query.set("seeds", seeds.join(","));
+      }
+      data.forEach((value, key) => { if (value !== "" && key !== "mode") query.set(key, value); });
       return query;
     }
 
@@ -54,7 +63,10 @@ window.similarPanel = (() => {
           el("span", {class: "similar-caption"}, `${r.similarity.toFixed(3)} · ${r.current_label || "unlabelled"}`),
           add);
       }));
-      status.textContent = `${data.results.length} most similar to ${seeds.length} seed${seeds.length === 1 ? "" : "s"}` +
+      const mode = new FormData(form).get("mode");
+      status.textContent = (mode && box.dataset.class
+        ? `${data.results.length} of its class, most ${mode} first (cosine to the class prototype)`
+        : `${data.results.length} most similar to ${seeds.length} seed${seeds.length === 1 ? "" : "s"}`) +
         ` in an index of ${data.index.size}${data.index.stale ? " (being updated)" : ""}`;
       box.dataset.loaded = String(data.results.length);
     }
@@ -81,7 +93,11 @@ window.similarPanel = (() => {
     }
     return {
       load,
-      setSeeds(ids) { seeds = ids.slice(); load(); },
+      setSeeds(ids, classId) {
+        seeds = ids.slice();
+        box.dataset.class = classId ? String(classId) : "";
+        load();
+      },
     };
   }
 
