@@ -44,6 +44,21 @@ def random_order_decisions(n: int, planted: int, share: float = 0.9) -> float:
     return k * (n + 1) / (planted + 1)
 
 
+def _review_order(model: al_loop.Round, labels: np.ndarray, open_: np.ndarray) -> list[int]:
+    """The disagreement queue, then the other open patches worst label quality first."""
+    queue = model.disagreement_queue(labels, open_)
+    rest = np.flatnonzero(open_ & ~np.isin(np.arange(len(labels)), queue))
+    quality = model.probs[rest, labels[rest]]
+    return [*queue.tolist(), *rest[np.lexsort((rest, quality))].tolist()]
+
+
+def _without_rounds(model: al_loop.Round, labels: np.ndarray, wrong: np.ndarray,
+                    goal: int) -> int:
+    """Decisions to find ``goal`` planted flips in round 0's order alone."""
+    hits = np.cumsum(wrong[_review_order(model, labels, np.ones(len(labels), dtype=bool))])
+    return int(np.searchsorted(hits, goal) + 1)
+
+
 def run(patches: int, every: int, max_rounds: int, seed: int) -> dict:
     slides = max(4, math.ceil(patches / al_data.PATCHES_PER_SLIDE))
     data = al_data.load(slides, ROOT / ".cache" / "bench")
@@ -68,13 +83,10 @@ def run(patches: int, every: int, max_rounds: int, seed: int) -> dict:
             top = queue[: 2 * planted]
             first_2x = int(wrong[top].sum())
             print(f"round 0: disagreement queue {len(queue)}; planted flips in its first 2x "
-                  f"({2 * planted}): {first_2x}/{planted} = {first_2x / planted:.0%}",
-                  flush=True)
-        order = list(queue)
-        if len(order) < every:  # then the unreviewed queue, worst label quality first
-            rest = np.flatnonzero(~reviewed & ~np.isin(np.arange(n), queue))
-            quality = model.probs[rest, labels[rest]]
-            order += list(rest[np.lexsort((rest, quality))])
+                  f"({2 * planted}): {first_2x}/{planted} = {first_2x / planted:.0%}; "
+                  f"90% found after {_without_rounds(model, labels, wrong, goal)} decisions "
+                  "if no round followed", flush=True)
+        order = _review_order(model, labels, ~reviewed)
         found_here = 0
         for row in order[:every]:
             reviewed[row] = True
