@@ -58,9 +58,9 @@ def test_heatmap_over_the_slide_toggles_and_opens_a_patch(page, live_server, use
     page.mouse.click(box["x"] + 1, box["y"] + box["height"] / 2)
     assert page.input_value("#heatmap-opacity") == "0" and painted(page) == 0
     slider.focus()
-    for _ in range(55):
+    for _ in range(70):
         page.keyboard.press("ArrowRight")
-    assert page.input_value("#heatmap-opacity") == "55"
+    assert page.input_value("#heatmap-opacity") == "70"
     page.locator("h1").click()  # focus off the slider, so h reaches the page
     page.keyboard.press("h")
     assert painted(page) == 0

@@ -219,7 +219,7 @@ def write_slide(project: Project, geometry: SlideGeometry, tissue: TissueMap, so
     try:
         with transaction.atomic():
             slide = Slide.objects.create(
-                project=project, name=geometry.name, source_file=str(source),
+                project=project, name=geometry.name, source_file=str(source.resolve()),
                 quickhash=geometry.quickhash, vendor=geometry.vendor, width=geometry.width,
                 height=geometry.height, mpp=geometry.mpp, mpp_given=geometry.mpp_given,
                 tile_px=geometry.tile_px, tissue_mm2=tissue.tissue_mm2)

@@ -23,7 +23,7 @@
   viewer.canvas.appendChild(canvas);
   const ctx = canvas.getContext("2d");
 
-  const state = { map: null, grid: null, hidden: new Set(), opacity: 0.55, show: true };
+  const state = { map: null, grid: null, hidden: new Set(), opacity: Number(document.getElementById("heatmap-opacity")?.value ?? 70) / 100, show: true };
   const colours = new Map();
 
   function rgb(hex) {

@@ -54,14 +54,14 @@ class Command(BaseCommand):
     def import_whole_slide(self, project) -> None:
         """The same real slide, tiled as a whole slide: unlabelled tissue tiles that the
         model's heatmap covers on the slide page (imported once; a re-run adds nothing)."""
-        from annotations.importing import import_slide
         from annotations.models import Slide
 
         slide = sample_image_path()
-        if Slide.objects.filter(project=project, source_file=str(slide)).exists():
+        if Slide.objects.filter(project=project, source_file=str(slide.resolve())).exists():
             return
-        report = import_slide(project, slide, name="cmu_small_region (whole slide)")
-        self.stdout.write(f"Whole slide {slide.name}: {report.summary_line()}")
+        call_command("import_slide", str(slide), project="demo",
+                     name="cmu_small_region (whole slide)", stdout=self.stdout,
+                     stderr=self.stderr)
         from inference.queries import active_version
 
         if active_version(project) is not None:  # a demo from before whole slides: predict them
