@@ -90,16 +90,17 @@ def claim(job: TrackedJob, *, exclusive: bool = True) -> bool:
     """Take ``job`` up in a worker: pending -> running. With ``exclusive`` a running job is
     taken over only when stalled (its worker died), so a duplicate delivery of the message
     does nothing; without it (steps that may run side by side) any running job is joined.
+    ``attempts`` counts take-ups (from pending, or of a stalled job), never the steps that
+    join a live one: the sweep gives a job up after SPIDER_JOB_MAX_ATTEMPTS of those.
     Returns False when the job is not this worker's to run."""
     now = timezone.now()
-    takeable = Q(status=Status.PENDING)
-    if exclusive:
-        takeable |= Q(status=Status.RUNNING, heartbeat_at__lt=stale_before(now))
-    else:
-        takeable |= Q(status=Status.RUNNING)
+    takeable = Q(status=Status.PENDING) | Q(status=Status.RUNNING,
+                                            heartbeat_at__lt=stale_before(now))
     claimed = _rows(job).filter(takeable).update(
         status=Status.RUNNING, heartbeat_at=now, attempts=F("attempts") + 1,
         started_at=now if job.started_at is None else job.started_at)
+    if not claimed and not exclusive:
+        claimed = _rows(job).filter(status=Status.RUNNING).update(heartbeat_at=now)
     job.refresh_from_db()
     return bool(claimed)
 

@@ -187,3 +187,20 @@ def test_only_stalled_or_failed_jobs_resume(client, users, project, fast_stall):
     assert client.get(f"{base}/{live.pk}/").json()["state"] == "stalled"
     assert client.post(f"{base}/{live.pk}/resume/").json()["state"] == "pending"
     assert client.post(f"{base}/{done.pk}/cancel/").status_code == 400
+
+
+@pytest.mark.django_db
+def test_steps_joining_a_running_job_are_not_counted_as_attempts(project):
+    """A multi-step job (embedding re-queues itself every few seconds) is taken up once;
+    only a take-over of a stalled job counts again, so the sweep's limit means deaths."""
+    from annotations import lifecycle
+
+    job = ImportJob.objects.create(project=project, kind="spider", source="/x")
+    assert lifecycle.claim(job, exclusive=False) and job.attempts == 1
+    for _ in range(5):
+        assert lifecycle.claim(job, exclusive=False)
+    assert job.attempts == 1
+    assert not lifecycle.claim(job)  # exclusive: a live job is not taken twice
+    ImportJob.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert lifecycle.claim(job, exclusive=False) and job.attempts == 2
