@@ -16,7 +16,7 @@ from django.http import Http404
 from annotations import lifecycle, tasks
 from annotations.exporting.errors import ExportError
 from annotations.exporting.jobs import export_options, record_export_job, scratch_folder
-from annotations.importing.jobs import check_import_file, check_import_path
+from annotations.importing.jobs import check_import_path
 from annotations.models import (
     ExportJob,
     ImportJob,
@@ -54,7 +54,7 @@ def start_import(project: Project, user: AnyUser, kind: str, path: str,
     if kind not in ImportJob.Kind.values:
         raise ValidationError(f"unknown import kind {kind!r}")
     if kind == ImportJob.Kind.SLIDE:
-        source = check_import_file(path)
+        source = check_import_path(path, file=True)
         options = slide_options(options)
     else:
         source = check_import_path(path)

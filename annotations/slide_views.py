@@ -44,7 +44,7 @@ def slide_detail(request: HttpRequest, slug: str, slide_id: int) -> HttpResponse
     })
 
 
-def _cached(response: HttpResponse, slide: Slide) -> HttpResponse:
+def _cached(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = f"private, max-age={settings.SPIDER_SLIDE_DZI_CACHE_SECONDS}"
     return response
 
@@ -56,7 +56,7 @@ def slide_dzi(request: HttpRequest, slug: str, slide_id: int) -> HttpResponse:
         xml = deepzoom.dzi_xml(slide)
     except deepzoom.SlideFileMissing as exc:
         raise Http404(str(exc)) from None
-    return _cached(HttpResponse(xml, content_type="application/xml"), slide)
+    return _cached(HttpResponse(xml, content_type="application/xml"))
 
 
 @require_GET
@@ -65,13 +65,13 @@ def slide_tile(request: HttpRequest, slug: str, slide_id: int, level: int, col: 
     slide = whole_slide(access_project(request.user, slug), slide_id)
     etag = f'"{slide.quickhash or slide.pk}-{level}-{col}-{row}"'
     if request.headers.get("If-None-Match") == etag:
-        return _cached(HttpResponse(status=304), slide)
+        return _cached(HttpResponse(status=304))
     try:
         data = deepzoom.tile_jpeg(slide, level, col, row)
     except deepzoom.SlideFileMissing as exc:
         raise Http404(str(exc)) from None
     if data is None:
         raise Http404("No such tile")
-    response = _cached(HttpResponse(data, content_type="image/jpeg"), slide)
+    response = _cached(HttpResponse(data, content_type="image/jpeg"))
     response["ETag"] = etag
     return response

@@ -10,41 +10,30 @@ from annotations.models import ImportJob
 
 from .errors import ImportAborted, SourceError
 from .folder import import_folder
-from .roots import BROWSER_IMPORTS_OFF, configured_roots
+from .roots import BROWSER_IMPORTS_OFF, Confinement, configured_roots
 from .slides import import_slide
 from .spider import import_spider
 
 
-def check_import_path(path: str) -> Path:
-    """A server path an import started from the browser may read: inside SPIDER_IMPORT_ROOTS.
+def check_import_path(path: str, *, file: bool = False) -> Path:
+    """A server folder (or, with ``file``, a whole-slide file) an import started from the
+    browser may read: inside SPIDER_IMPORT_ROOTS, links resolved.
 
-    Project admins are not server administrators, so they may only point at folders the
+    Project admins are not server administrators, so they may only point at what the
     operator has put under one of those roots (e.g. /datasets in docker compose).
     """
     roots = configured_roots()
     if not roots:
-        raise ValidationError(BROWSER_IMPORTS_OFF.format(command="import_spider"))
-    resolved = Path(path).resolve()
-    if not any(resolved.is_relative_to(root) for root in roots):
+        command = "import_slide" if file else "import_spider"
+        raise ValidationError(BROWSER_IMPORTS_OFF.format(command=command))
+    if not Confinement(roots).allows(Path(path)):
         raise ValidationError(f"{path} is not inside an import folder "
                               f"({', '.join(str(r) for r in roots)})")
-    if not resolved.is_dir():
-        raise ValidationError(f"{path} is not a folder")
-    return resolved
-
-
-def check_import_file(path: str) -> Path:
-    """A server file (a whole slide) an import started from the browser may read: inside
-    SPIDER_IMPORT_ROOTS, like :func:`check_import_path`."""
-    roots = configured_roots()
-    if not roots:
-        raise ValidationError(BROWSER_IMPORTS_OFF.format(command="import_slide"))
     resolved = Path(path).resolve()
-    if not any(resolved.is_relative_to(root) for root in roots):
-        raise ValidationError(f"{path} is not inside an import folder "
-                              f"({', '.join(str(r) for r in roots)})")
-    if not resolved.is_file():
+    if file and not resolved.is_file():
         raise ValidationError(f"{path} is not a file")
+    if not file and not resolved.is_dir():
+        raise ValidationError(f"{path} is not a folder")
     return resolved
 
 
