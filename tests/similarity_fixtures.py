@@ -12,17 +12,22 @@ from inference.models import InferenceJob
 from inference.registry import get_space
 
 
-@pytest.fixture
-def embedded(imported_4: Project, eager: None) -> Project:
-    """imported_4 with every tile embedded by the colour/texture encoder (real tissue, real
+def embed_all(project: Project) -> Project:
+    """Every tile of ``project`` embedded by the colour/texture encoder (real tissue, real
     embeddings) and the finished job that says so; no head, which similarity never needs."""
     space = get_space("color-texture")
-    while embed_chunk(imported_4, space, 4096):
+    while embed_chunk(project, space, 4096):
         pass
-    InferenceJob.objects.create(project=imported_4, kind=InferenceJob.Kind.PREDICT,
+    InferenceJob.objects.create(project=project, kind=InferenceJob.Kind.PREDICT,
                                 space=space, status=InferenceJob.Status.SUCCEEDED,
                                 finished_at=timezone.now())
-    return imported_4
+    return project
+
+
+@pytest.fixture
+def embedded(imported_4: Project, eager: None) -> Project:
+    """imported_4, embedded (see :func:`embed_all`)."""
+    return embed_all(imported_4)
 
 
 def unlabel(project: Project, slide_index: int = 0) -> list[int]:

@@ -6,13 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.utils import timezone
 
 from annotations.models import Patch
-from inference.embedding import embed_chunk
-from inference.models import InferenceJob
-from inference.registry import get_space
 from inference.similarity.models import Candidate, SimilarityJob
+from tests.similarity_fixtures import embed_all, unlabel
 from tests.workers import start_worker, stop_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -29,15 +26,9 @@ def wait_for_job(kind: str, timeout: float = 90) -> SimilarityJob:
 
 
 def test_worker_builds_the_index_and_proposes_candidates(client, users, imported_4, settings):
-    space = get_space("color-texture")
-    while embed_chunk(imported_4, space, 4096):
-        pass
-    InferenceJob.objects.create(project=imported_4, kind=InferenceJob.Kind.PREDICT,
-                                space=space, status=InferenceJob.Status.SUCCEEDED,
-                                finished_at=timezone.now())
+    embed_all(imported_4)
     slide = imported_4.slides.order_by("id").first()
-    Patch.objects.filter(project=imported_4, slide=slide).update(
-        original_label=None, current_label=None, split="")
+    unlabel(imported_4)
     worker = start_worker(settings, "default")
     try:
         client.force_login(users["admin"])
