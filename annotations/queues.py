@@ -42,8 +42,11 @@ from inference.queries import active_version, candidate_queue, scored_queue, wit
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-QUEUES = ("disagreement", "uncertain", "unreviewed", "audit", "disputed", "candidates")
-MODEL_QUEUES = ("disagreement", "uncertain")
+    from inference.models import ModelVersion
+
+QUEUES = ("disagreement", "uncertain", "unreviewed", "audit", "disputed", "candidates",
+          "more_reads")
+MODEL_QUEUES = ("disagreement", "uncertain", "more_reads")
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash, so the audit sample is in SQL
 _HASH_RANGE = 2**32
 
@@ -80,6 +83,9 @@ def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFil
     version = active_version(project) if needs_model else None
     if name in MODEL_QUEUES and version is None:
         raise QueueError(f"the {name} queue needs a model; train or register one first")
+    if name == "more_reads" and version is not None and not has_read_scores(version):
+        raise QueueError("the more_reads queue needs two reviewers who have read the same "
+                         "patches, then a model trained since (ActiveLab scores come with it)")
     patches = Patch.objects.filter(project=project)
     if filters.current_label:
         patches = patches.filter(current_label_id=filters.current_label)
@@ -107,11 +113,23 @@ def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFil
     return scored_queue(patches, version, name)
 
 
+def has_read_scores(version: ModelVersion) -> bool:
+    """Whether ``version`` came with ActiveLab scores (two reviewers had read the same
+    patches when it was trained), so that its ``more_reads`` queue can run."""
+    return bool((version.metrics or {}).get("crowdlab"))
+
+
+def queue_runs(name: str, version: ModelVersion | None) -> bool:
+    """Whether queue ``name`` can run with the active ``version`` (None: no model)."""
+    if name not in MODEL_QUEUES:
+        return True
+    return version is not None and (name != "more_reads" or has_read_scores(version))
+
+
 def queue_sizes(project: Project) -> dict[str, int | None]:
-    """Items left per queue (None: the queue needs a model)."""
-    has_model = active_version(project) is not None
-    return {name: (queue_queryset(project, name).count()
-                   if has_model or name not in MODEL_QUEUES else None)
+    """Items left per queue (None: the queue cannot run yet, see :func:`queue_runs`)."""
+    version = active_version(project)
+    return {name: (queue_queryset(project, name).count() if queue_runs(name, version) else None)
             for name in QUEUES}
 
 

@@ -10,9 +10,9 @@ from django.urls import reverse
 from annotations.access import access_project
 from annotations.dashboards import change_matrix, pair_kappas, reviewer_rows
 from annotations.permissions import Act, allowed_actions
-from annotations.queues import MODEL_QUEUES, QUEUES, audit_estimate, queue_sizes
+from annotations.queues import QUEUES, audit_estimate, queue_runs, queue_sizes
 from annotations.reviewing import EXCLUDE_REASONS
-from inference.queries import active_model_name, crowd_quality
+from inference.queries import active_model_name, active_version, crowd_quality
 
 
 def _config(request: HttpRequest, project, queue: str) -> dict:
@@ -33,8 +33,8 @@ def _page(request: HttpRequest, slug: str) -> dict:
     queue = request.GET.get("queue", "")
     if queue not in QUEUES:
         queue = "disagreement" if model else "unreviewed"
-    if queue in MODEL_QUEUES and not model:
-        queue = "unreviewed"
+    if not queue_runs(queue, active_version(project)):
+        queue = "disagreement" if model else "unreviewed"
     return {"project": project, "queue": queue, "queues": queue_sizes(project),
             "config": _config(request, project, queue), "model": model}
 

@@ -12,6 +12,7 @@ label: CROWDLAB's is shown beside it, where they differ.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,15 @@ from inference.models import ModelVersion
 
 LABEL_ACTIONS = (ReviewAction.CONFIRM, ReviewAction.CORRECT)
 SHOWN = 50
+
+
+@dataclass(frozen=True)
+class CrowdAnalysis:
+    """What :func:`analyse` found: the figures shown (kept on the version's metrics) and
+    ActiveLab's score of every patch (the ``more_reads`` queue's order, kept as queue scores)."""
+
+    summary: dict[str, Any]
+    read_scores: dict[int, float]
 
 
 def reader_labels(project: Project, patch_ids: list[int]
@@ -46,7 +56,7 @@ def reader_labels(project: Project, patch_ids: list[int]
 
 
 def analyse(version: ModelVersion, patch_ids: list[int], probs: np.ndarray,
-            class_ids: list[int]) -> dict[str, Any] | None:
+            class_ids: list[int]) -> CrowdAnalysis | None:
     """CROWDLAB and ActiveLab over ``probs`` (rows of ``patch_ids``, columns ``class_ids``);
     None until two reviewers have labelled and some patch has two reads."""
     from cleanlab.multiannotator import (
@@ -83,7 +93,7 @@ def analyse(version: ModelVersion, patch_ids: list[int], probs: np.ndarray,
                   *zip(unlabelled_ids, scores_unlabelled if unlabelled_ids else [],
                        strict=True)]
     candidates.sort(key=lambda pair: (float(pair[1]), pair[0]))  # lowest: most to gain
-    return {
+    summary = {
         "method": "cleanlab 2.9 CROWDLAB (get_label_quality_multiannotator), ActiveLab",
         "patches": len(patches), "reviewers": {
             reviewers[int(i)]: {
@@ -95,3 +105,4 @@ def analyse(version: ModelVersion, patch_ids: list[int], probs: np.ndarray,
         "one_more_read": [{"patch": p, "score": round(float(s), 4)}
                           for p, s in candidates[:SHOWN]],
     }
+    return CrowdAnalysis(summary, {int(p): float(s) for p, s in candidates})

@@ -145,7 +145,7 @@ class Prediction(models.Model):
 
 class QueueScore(models.Model):
     """One model version's scores for one patch as the review queues sort them, and whether
-    the patch awaits review: narrow rows with three partial indexes per version.
+    the patch awaits review: narrow rows with a partial index per queue and version.
 
     Every version keeps its own rows (written as it predicts), so activating a version
     writes nothing per patch: the queues simply read the active version's rows. Written
@@ -162,6 +162,10 @@ class QueueScore(models.Model):
     label_quality = models.FloatField(null=True, blank=True)
     disagree = models.BooleanField(default=False)
     entropy = models.FloatField(null=True, blank=True)
+    more_reads = models.FloatField(
+        null=True, blank=True,
+        help_text="ActiveLab score (lowest: one more read helps most); set once two reviewers "
+                  "have read the same patches")
 
     class Meta:
         constraints = [
@@ -175,6 +179,9 @@ class QueueScore(models.Model):
                          name="queue_score_disagreement"),
             models.Index(F("model_version"), F("entropy").desc(), F("patch"),
                          condition=models.Q(unreviewed=True), name="queue_score_uncertain"),
+            models.Index(fields=["model_version", "more_reads", "patch"],
+                         condition=models.Q(unreviewed=True, more_reads__isnull=False),
+                         name="queue_score_more_reads"),
         ]
 
     def __str__(self) -> str:

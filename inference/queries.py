@@ -106,7 +106,7 @@ def disagreement_order(patches: QuerySet[Patch], version: ModelVersion) -> Query
             .order_by(F("opinion_label_quality").asc(nulls_last=True), "id"))
 
 
-SCORED_QUEUES = ("disagreement", "uncertain", "unreviewed")
+SCORED_QUEUES = ("disagreement", "uncertain", "unreviewed", "more_reads")
 
 
 def scored_queue(patches: QuerySet[Patch], version: ModelVersion, name: str) -> QuerySet[Patch]:
@@ -116,7 +116,8 @@ def scored_queue(patches: QuerySet[Patch], version: ModelVersion, name: str) -> 
 
     One join with the version's narrow score rows (``inference.models.QueueScore``), walked
     in order by the partial index of that queue: disagreement (worst label quality first),
-    uncertain (highest entropy first), unreviewed (worst label quality first, unscored last).
+    uncertain (highest entropy first), unreviewed (worst label quality first, unscored last),
+    more_reads (ActiveLab's lowest score first: where one more read helps most).
     """
     if name not in SCORED_QUEUES:
         raise ValueError(f"{name!r} is not a scored queue ({', '.join(SCORED_QUEUES)})")
@@ -126,12 +127,16 @@ def scored_queue(patches: QuerySet[Patch], version: ModelVersion, name: str) -> 
         wanted["queue__disagree"] = True
     elif name == "uncertain":
         wanted["queue__entropy__isnull"] = False
+    elif name == "more_reads":
+        wanted["queue__more_reads__isnull"] = False
     scored = patches.annotate(
         queue=FilteredRelation("queue_scores",
                                condition=Q(queue_scores__model_version=version)),
     ).filter(**wanted)
     if name == "uncertain":  # as the index
         return scored.order_by(F("queue__entropy").desc(), "queue__patch")
+    if name == "more_reads":
+        return scored.order_by("queue__more_reads", "queue__patch")
     return scored.order_by(F("queue__label_quality").asc(nulls_last=True), "queue__patch")
 
 

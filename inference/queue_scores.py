@@ -1,6 +1,6 @@
 """The one writer of the queue scores (:class:`inference.models.QueueScore`): each model
-version's label quality, disagreement and entropy per patch, and whether the patch awaits
-review, in narrow rows that the review queues walk by partial index.
+version's label quality, disagreement, entropy and ActiveLab score per patch, and whether the
+patch awaits review, in narrow rows that the review queues walk by partial index.
 
 Every version keeps its own rows, written as it predicts (:func:`store`), so activating a
 version (:func:`activate_version`) writes nothing per patch: it flips the active flag and
@@ -34,6 +34,17 @@ def store(version: ModelVersion, patch_ids: Sequence[int], quality: Sequence[flo
                                    unique_fields=["model_version", "patch"],
                                    update_fields=[*SCORE_COLUMNS, "unreviewed"],
                                    batch_size=2000)
+
+
+def store_read_scores(version: ModelVersion, scores: dict[int, float]) -> None:
+    """Set ``version``'s ActiveLab score per patch (the ``more_reads`` queue's order). The
+    rows exist already (:func:`store` wrote them when the version predicted); patches left
+    out keep no score and are not in that queue."""
+    rows = [QueueScore(model_version_id=version.pk, patch_id=pid, more_reads=score)
+            for pid, score in scores.items()]
+    QueueScore.objects.bulk_create(rows, update_conflicts=True,
+                                   unique_fields=["model_version", "patch"],
+                                   update_fields=["more_reads"], batch_size=2000)
 
 
 def activate_version(version: ModelVersion) -> None:

@@ -24,7 +24,7 @@ from inference.models import EmbeddingSpace, LabelIssue, ModelVersion
 from inference.options import TrainOptions
 from inference.predicting import store_predictions
 from inference.queries import active_version
-from inference.queue_scores import activate_version
+from inference.queue_scores import activate_version, store_read_scores
 from inference.registry import create_version, project_class_names
 
 # Labels a reviewer has doubted are not taught to the model.
@@ -114,8 +114,9 @@ def _crowd(version: ModelVersion, patch_ids: list[int], probs: np.ndarray,
     class_ids = [cid for cid, _ in sorted(position.items(), key=lambda item: item[1])]
     found = crowd.analyse(version, patch_ids, probs, class_ids)
     if found is not None:
-        version.metrics = {**version.metrics, "crowdlab": found}
+        version.metrics = {**version.metrics, "crowdlab": found.summary}
         ModelVersion.objects.filter(pk=version.pk).update(metrics=version.metrics)
+        store_read_scores(version, found.read_scores)
 
 
 def _decide_activation(version: ModelVersion, options: TrainOptions) -> None:

@@ -104,8 +104,15 @@ def _check_confident_learning(version, imported_4, client, users, sample_spider_
     assert svg.status_code == 200 and b"<svg" in svg.content
 
 
-def test_the_disagreement_queue_is_cleanlabs_self_confidence_ranking(imported_4, eager):
+def test_the_disagreement_queue_is_cleanlabs_self_confidence_ranking(imported_4, eager,
+                                                                     client, users):
     version = train(imported_4, "good", "--epochs", "10", "--patience", "0")
+    client.force_login(users["reviewer"])  # no double reads yet: no ActiveLab queue
+    refused = client.post(f"/api/projects/{imported_4.slug}/queues/more_reads/next/", {},
+                          content_type="application/json")
+    assert refused.status_code == 400 and "two reviewers" in refused.json()["detail"]
+    page = client.get(f"/p/{imported_4.slug}/review/?queue=more_reads").content.decode()
+    assert 'data-queue="more_reads"' not in page and 'data-queue="disagreement"' in page
     classes = version.class_names
     rows = list(Prediction.objects.filter(model_version=version, scored_label__isnull=False)
                 .order_by("patch_id").values_list("patch_id", "probabilities",
@@ -217,17 +224,24 @@ def test_the_round_button_and_roles(imported_4, client, users):
     assert "is already pending" in page.content.decode()
 
 
-def test_two_reads_give_reviewer_quality_and_the_next_reads(imported_4, eager, client, users):
-    """Two reviewers read the same patches (one of them careless); the trained version's
-    CROWDLAB figures rank the careful one higher, on the reviewers page and in the API."""
+def test_two_reads_give_reviewer_quality_and_a_queue_of_the_next_reads(imported_4, eager,
+                                                                       client, users):
+    """Two reviewers read the same patches (one of them careless), the second only the first
+    16 of 24: the trained version's CROWDLAB figures rank the careful one higher (reviewers
+    page, API), and the more_reads queue leases the waiting patches in ActiveLab's order,
+    recomputed here from the reads given and the stored probabilities, never to a reviewer
+    who has read the patch already."""
+    from cleanlab.multiannotator import get_active_learning_scores
+
     imported_4.reviews_required = 2
     imported_4.save(update_fields=["reviews_required"])
     base = f"/api/projects/{imported_4.slug}"
     patches = list(Patch.objects.filter(project=imported_4).order_by("id")[:24])
     classes = list(LabelClass.objects.filter(project=imported_4).order_by("index"))
-    for name in ("reviewer", "admin"):
+    given: dict[int, list[float]] = {p.pk: [np.nan, np.nan] for p in patches}
+    for column, (name, count) in enumerate((("reviewer", 24), ("admin", 16))):
         client.force_login(users[name])
-        for i, patch in enumerate(patches):
+        for i, patch in enumerate(patches[:count]):
             patch.refresh_from_db()
             careless = name == "admin" and i % 2 == 0
             label = (classes[(classes.index(patch.original_label) + 1) % len(classes)]
@@ -237,12 +251,44 @@ def test_two_reads_give_reviewer_quality_and_the_next_reads(imported_4, eager, c
                                     "label": label.pk, "patch_version": patch.version},
                                    content_type="application/json")
             assert response.status_code == 201, response.content
-    train(imported_4, "crowd", *GOOD)
+            given[patch.pk][column] = classes.index(label)
+    version = train(imported_4, "crowd", *GOOD)
+    assert version.is_active
     crowd = client.get(f"{base}/crowd/").json()
     assert set(crowd["reviewers"]) == {"reviewer", "admin"} and crowd["patches"] == 24
     quality = {name: r["quality"] for name, r in crowd["reviewers"].items()}
     assert quality["reviewer"] > quality["admin"], quality
-    assert crowd["one_more_read"] and all(isinstance(c["patch"], int)
-                                          for c in crowd["one_more_read"])
     page = client.get(f"/p/{imported_4.slug}/reviewers/").content.decode()
     assert 'id="crowd-rows"' in page and "One more read would help most" in page
+    assert "?queue=more_reads" in page
+
+    probs = {pid: np.array(p) for pid, p in Prediction.objects.filter(
+        model_version=version).values_list("patch_id", "probabilities")}
+    read = sorted(given)
+    unread = sorted(set(probs) - set(read))
+    scores, unread_scores = get_active_learning_scores(
+        np.array([given[p] for p in read]), np.array([probs[p] for p in read]),
+        np.array([probs[p] for p in unread]))
+    score = {**dict(zip(read, scores, strict=True)),
+             **dict(zip(unread, unread_scores, strict=True))}
+    waiting = set(Patch.objects.filter(project=imported_4, status=PatchStatus.UNREVIEWED)
+                  .values_list("id", flat=True))
+    assert {p.pk for p in patches[16:]} <= waiting  # one read of two: still waiting
+
+    def leased(name: str, count: int) -> list[int]:
+        client.force_login(users[name])
+        response = client.post(f"{base}/queues/more_reads/next/", {"count": count},
+                               content_type="application/json")
+        assert response.status_code == 200, response.content
+        return [item["patch"] for item in response.json()["items"]]
+
+    first = leased("admin", 12)
+    expected = sorted(waiting, key=lambda p: (score[p], p))[:12]
+    assert len(first) == 12
+    # the same patches in the same order, up to ties within the stored probabilities' rounding
+    assert [score[p] for p in first] == pytest.approx([score[p] for p in expected], abs=1e-4)
+    mine = leased("reviewer", 30)
+    assert not set(mine) & {p.pk for p in patches}, "never a second read by the same reader"
+    assert len(mine) == len(set(mine)) > 12  # the patches' second slots are open to them
+    review_page = client.get(f"/p/{imported_4.slug}/review/?queue=more_reads").content.decode()
+    assert 'data-queue="more_reads"' in review_page
