@@ -1,11 +1,15 @@
 """PNG tiles on disk -> backbone embeddings, batched and overlapped for throughput.
 
-Worker processes decode PNGs (the CPU-bound part) while the device runs the backbone.
-Workers hand over uint8 tensors and normalisation happens on the device: a quarter of the
+Decoders (the CPU-bound part) run while the device encodes: a bounded window of batches is
+decoded ahead of the encoder, so the two stages overlap instead of adding up. On a GPU the
+decoders are DataLoader worker processes; on a CPU they are threads of this process (PIL and
+zlib release the GIL) and the cores are split between them and the encoder's torch threads
+(:func:`plan_decoding`), because oversubscribed cores serialise the two stages again.
+Decoders hand over uint8 tensors and normalisation happens on the device: a quarter of the
 bytes through pinned memory and PCIe compared with float32, and no float work on the CPU.
 Every batch has the same shape (the ragged tail is padded) so ``torch.compile`` compiles once.
-Workers decode small slices of a batch (``LOADER_BATCH`` tiles), copied into one device buffer:
-the first batch is ready when every worker has decoded one slice, not when one worker has
+Decoders work on small slices of a batch (``LOADER_BATCH`` tiles), copied into one device
+buffer: the first batch is ready when every decoder has decoded one slice, not when one has
 decoded a whole batch, which on an H100 cost ~1 s of an 8192-tile run. Each batch's result is
 read back only after the next batch is queued, so the device does not wait for the host.
 """
@@ -15,7 +19,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import islice
 from math import ceil
 from pathlib import Path
@@ -31,6 +39,7 @@ from .backbones import Backbone, BackboneConfig
 log = logging.getLogger(__name__)
 
 TileId = TypeVar("TileId")  # whatever the caller keys its tiles by, handed back unchanged
+T = TypeVar("T")
 # A loader's slices: (positions, uint8 images), collated.
 _Slices = Iterator[tuple[torch.Tensor, torch.Tensor]]
 # A batch queued on the device: its tile ids, its embeddings, and the event marking them ready.
@@ -80,12 +89,15 @@ class TileDataset(Dataset[tuple[int, torch.Tensor]]):
 def normalise(images: torch.Tensor, config: BackboneConfig) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> float normalised with the backbone's mean/std (ToTensor+Normalize).
 
-    The constants stay Python scalars: a device tensor built from host data is a blocking copy,
-    which would make the host wait for the device's previous batch every time.
+    One multiply and one subtract per channel, in place ((x/255 - m)/s = x*(1/(255 s)) - m/s):
+    half the passes of dividing and normalising separately, which on a CPU cost as much as a
+    third of the colour/texture encoder. The constants stay Python scalars: a device tensor
+    built from host data is a blocking copy, which would make the host wait for the device's
+    previous batch every time.
     """
-    x = images.float() / 255.0
+    x = images.float()
     for c, (mean, std) in enumerate(zip(config.mean, config.std, strict=True)):
-        x[:, c].sub_(mean).div_(std)
+        x[:, c].mul_(1.0 / (255.0 * std)).sub_(mean / std)
     return x
 
 
@@ -122,22 +134,173 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def default_workers() -> int:
-    if multiprocessing.current_process().daemon:
+def usable_cores() -> int:
+    """Cores this process may run on (a container's or ``taskset``'s cpuset, not the host's
+    count that ``os.cpu_count`` reports)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """Who decodes PNGs and how many torch threads the encoder gets.
+
+    ``decoder`` is ``"processes"`` (DataLoader workers, pinned memory: what keeps a GPU fed
+    from 12 cores) or ``"threads"`` (a pool in this process: PIL and zlib release the GIL,
+    there is no start-up or IPC cost, and it works in a daemonic Celery child too).
+    """
+
+    decoder: str
+    decoders: int
+    torch_threads: int
+
+
+def plan_decoding(device: torch.device, decoders: int | None = None,
+                  decoder: str | None = None) -> DecodePlan:
+    """The split of this machine's cores between PNG decoding and the encoder.
+
+    On a GPU the device encodes, so all but one core decode (at most 12: what fed a compiled
+    Hibou-L on an H100 best; 8 left it decode-bound, 15 oversubscribed the cores that also
+    feed the GPU). On a CPU the encoder and the decoders share the cores, so they are split
+    between them: half each (decoding a 224 px PNG and the colour/texture encoder cost about
+    the same per tile). Giving torch every core besides running decoders oversubscribes them,
+    and OpenMP's spinning threads then make the two stages run one after the other: on 2 cores
+    that was 0.44 of the bare decode rate instead of the ~0.8 of an even split.
+    """
+    cores = usable_cores()
+    on_cuda = device.type == "cuda"
+    kind = decoder or ("processes" if on_cuda else "threads")
+    if kind not in ("processes", "threads"):
+        raise ValueError(f"decoder must be 'processes' or 'threads', not {kind!r}")
+    if decoders is None:
+        decoders = max(1, min(12, cores - 1)) if on_cuda else cores // 2
+    if kind == "processes" and decoders and multiprocessing.current_process().daemon:
         # Celery prefork children are daemonic and may not start processes of their own.
-        log.warning("embed_tiles: running in a daemonic process, decoding in-process")
-        return 0
-    # 12 decoders kept a compiled Hibou-L on an H100 fed best (16 cores: 8 left it
-    # decode-bound, 15 oversubscribed the cores that also feed the GPU).
-    return max(1, min(12, (os.cpu_count() or 2) - 1))
+        log.warning("embed_tiles: running in a daemonic process, decoding in threads")
+        kind = "threads"
+    threads = torch.get_num_threads() if on_cuda else max(1, cores - decoders)
+    return DecodePlan(kind, decoders, threads)
 
 
-def _chunks(
-    items: Iterable[tuple[TileId, str | Path]], size: int
-) -> Iterator[list[tuple[TileId, str | Path]]]:
+def default_workers() -> int:
+    """The decoder count :func:`plan_decoding` picks for the default device."""
+    return plan_decoding(default_device()).decoders
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run with ``count`` intra-op threads, then give the process its old count back."""
+    before = torch.get_num_threads()
+    if count != before:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if count != before:
+            torch.set_num_threads(before)
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def decode_slice(paths: Sequence[str | Path], config: BackboneConfig,
+                 pin_memory: bool = False) -> torch.Tensor:
+    """(n, 3, S, S) uint8 of ``paths``, decoded into one tensor (no per-tile stacking)."""
+    out = torch.empty((len(paths), 3, config.input_size, config.input_size), dtype=torch.uint8)
+    for i, path in enumerate(paths):
+        out[i] = read_tile(path, config.input_size, config.interpolation)
+    return out.pin_memory() if pin_memory else out
+
+
+# A batch ready for the device: its items and its decoded slices, in order.
+_Batch = tuple[list[tuple[TileId, str | Path]], list[torch.Tensor]]
+
+
+def _process_batches(
+    items: Iterable[tuple[TileId, str | Path]], cfg: BackboneConfig, *, batch_size: int,
+    workers: int, pin_memory: bool, chunk_batches: int,
+) -> Iterator[_Batch[TileId]]:
+    """Batches decoded by DataLoader worker processes.
+
+    ``items`` is read in chunks of ``chunk_batches`` batches, and the next chunk's workers
+    start decoding while the current chunk is still being consumed, so the device never waits
+    at a boundary.
+    """
+    def loader(chunk: list[tuple[TileId, str | Path]]) -> _Slices:
+        paths = [path for _, path in chunk]
+        return iter(tile_loader(paths, cfg, batch_size=batch_size, num_workers=workers,
+                                pin_memory=pin_memory))
+
+    chunks = _chunks(items, batch_size * chunk_batches)
+    current = next(chunks, None)
+    pending = loader(current) if current is not None else None
+    while current is not None:
+        slices = pending
+        assert slices is not None  # built from ``current``, which is not None
+        following = next(chunks, None)
+        pending = loader(following) if following is not None else None  # starts its workers
+        for batch in _chunks(current, batch_size):
+            parts, filled = [], 0
+            while filled < len(batch):  # this batch's slices, in order (never straddling)
+                _, part = next(slices)
+                parts.append(part)
+                filled += len(part)
+            yield batch, parts
+        current = following
+
+
+def _thread_batches(
+    items: Iterable[tuple[TileId, str | Path]], cfg: BackboneConfig, *, batch_size: int,
+    workers: int, pin_memory: bool, ahead: int = 3,
+) -> Iterator[_Batch[TileId]]:
+    """Batches decoded by a thread pool, at most ``ahead`` batches beyond the one consumed.
+
+    The window is the bounded queue between the stages: decoders never run more than
+    ``ahead`` batches ahead of the encoder (memory stays flat over millions of tiles) and the
+    encoder finds the next batch decoded while it encoded this one. No decoders: inline.
+    """
+    part = min(batch_size, LOADER_BATCH)
+    if workers == 0:
+        for batch in _chunks(items, batch_size):
+            paths = [path for _, path in batch]
+            yield batch, [decode_slice(paths, cfg, pin_memory)]
+        return
+    window: deque[tuple[list[tuple[TileId, str | Path]], list[Future[torch.Tensor]]]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="tile-decode") as pool:
+        try:
+            for batch in _chunks(items, batch_size):
+                paths = [path for _, path in batch]
+                window.append((batch, [pool.submit(decode_slice, paths[i : i + part], cfg,
+                                                   pin_memory)
+                                       for i in range(0, len(paths), part)]))
+                if len(window) > ahead:
+                    ready, futures = window.popleft()
+                    yield ready, [f.result() for f in futures]
+            while window:
+                ready, futures = window.popleft()
+                yield ready, [f.result() for f in futures]
+        finally:  # the consumer stopped early or a tile failed: drop what is still queued
+            for _, futures in window:
+                for f in futures:
+                    f.cancel()
+
+
+def decoded_batches(
+    items: Iterable[tuple[TileId, str | Path]], cfg: BackboneConfig, *, batch_size: int,
+    plan: DecodePlan, pin_memory: bool, chunk_batches: int = 64,
+) -> Iterator[_Batch[TileId]]:
+    """(batch items, decoded uint8 slices) per batch, in order, decoded as ``plan`` says:
+    what :func:`embed_tiles` encodes, and what a benchmark times to see the decoders alone."""
+    if plan.decoder == "processes" and plan.decoders:
+        return _process_batches(items, cfg, batch_size=batch_size, workers=plan.decoders,
+                                pin_memory=pin_memory, chunk_batches=chunk_batches)
+    return _thread_batches(items, cfg, batch_size=batch_size, workers=plan.decoders,
+                           pin_memory=pin_memory)
 
 
 def embed_tiles(
@@ -149,27 +312,25 @@ def embed_tiles(
     device: str | torch.device | None = None,
     compile: bool = False,
     chunk_batches: int = 64,
+    decoder: str | None = None,
 ) -> Iterator[tuple[list[TileId], np.ndarray]]:
     """Yield (tile ids, float16 (n, embed_dim) embeddings) per batch, in input order.
 
-    ``items`` may be a lazy iterable of (tile_id, png_path) (millions of rows): it is read in
-    chunks of ``chunk_batches`` batches, and the next chunk's workers start decoding while
-    the current chunk is still being embedded, so the device never waits at a boundary.
+    ``items`` may be a lazy iterable of (tile_id, png_path) (millions of rows): it is read a
+    bounded window ahead of the encoder. ``num_workers`` and ``decoder`` override
+    :func:`plan_decoding`'s choice of decoders for this machine.
     """
     dev = torch.device(device) if device is not None else default_device()
-    workers = default_workers() if num_workers is None else num_workers
+    plan = plan_decoding(dev, num_workers, decoder)
     backbone.to(dev).eval()
     model = backbone.compiled() if compile else backbone.module
     cfg = backbone.config
     on_cuda = dev.type == "cuda"
+    takes_uint8 = bool(getattr(model, "accepts_uint8", False))
+    batches = decoded_batches(items, cfg, batch_size=batch_size, plan=plan, pin_memory=on_cuda,
+                              chunk_batches=chunk_batches)
 
     shape = (batch_size, 3, cfg.input_size, cfg.input_size)
-
-    def loader(chunk: list[tuple[TileId, str | Path]]) -> _Slices:
-        paths = [path for _, path in chunk]
-        return iter(
-            tile_loader(paths, cfg, batch_size=batch_size, num_workers=workers, pin_memory=on_cuda)
-        )
 
     def finish(done: _Done[TileId]) -> tuple[list[TileId], np.ndarray]:
         ids, emb, ready = done
@@ -178,26 +339,20 @@ def embed_tiles(
         return ids, emb.numpy().copy()  # copied out of pinned memory, which is scarce
 
     previous: _Done[TileId] | None = None
-    chunks = _chunks(items, batch_size * chunk_batches)
-    current = next(chunks, None)
-    pending = loader(current) if current is not None else None
-    while current is not None:
-        slices = pending
-        assert slices is not None  # built from ``current``, which is not None
-        following = next(chunks, None)
-        pending = loader(following) if following is not None else None  # starts its workers
-        for start in range(0, len(current), batch_size):
-            batch = current[start : start + batch_size]
+    with torch_threads(plan.torch_threads):
+        for batch, parts in batches:
             n = len(batch)
-            images = torch.empty(shape, dtype=torch.uint8, device=dev)
-            filled = 0
-            while filled < n:  # this batch's slices, in order (they never straddle batches)
-                _, part = next(slices)
-                images[filled : filled + len(part)].copy_(part, non_blocking=on_cuda)
-                filled += len(part)
-            if n < batch_size:  # fixed shapes: pad the ragged tail, drop it from the output
-                images[n:].zero_()
-            x = normalise(images, cfg)
+            if not on_cuda and len(parts) == 1 and n == batch_size:
+                images = parts[0]  # already one full batch on the host: no copy
+            else:
+                images = torch.empty(shape, dtype=torch.uint8, device=dev)
+                filled = 0
+                for part in parts:
+                    images[filled : filled + len(part)].copy_(part, non_blocking=on_cuda)
+                    filled += len(part)
+                if n < batch_size:  # fixed shapes: pad the ragged tail, drop it from the output
+                    images[n:].zero_()
+            x = images if takes_uint8 else normalise(images, cfg)
             with (
                 torch.inference_mode(),
                 torch.autocast(dev.type, dtype=torch.bfloat16, enabled=on_cuda),
@@ -211,6 +366,5 @@ def embed_tiles(
             if previous is not None:  # read back the last batch now this one is queued
                 yield finish(previous)
             previous = ([tile_id for tile_id, _ in batch], emb, ready)
-        current = following
     if previous is not None:
         yield finish(previous)

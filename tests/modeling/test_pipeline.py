@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 from inference.modeling import TileReadError, create_backbone, embed_tiles
-from inference.modeling.pipeline import normalise, read_tile
+from inference.modeling.pipeline import normalise, plan_decoding, read_tile
 
 
 @pytest.fixture
@@ -38,8 +38,10 @@ class ShapeSpy(nn.Module):
         return self.inner(x)
 
 
-@pytest.mark.parametrize("workers,chunk_batches", [(0, 64), (2, 1)])
-def test_one_embedding_per_item_in_order(tiles, workers: int, chunk_batches: int) -> None:
+@pytest.mark.parametrize("workers,chunk_batches,decoder",
+                         [(0, 64, "threads"), (2, 1, "threads"), (2, 1, "processes")])
+def test_one_embedding_per_item_in_order(tiles, workers: int, chunk_batches: int,
+                                         decoder: str) -> None:
     backbone = create_backbone("color-texture")
     spy = ShapeSpy(backbone.module)
     backbone.module = spy
@@ -51,6 +53,7 @@ def test_one_embedding_per_item_in_order(tiles, workers: int, chunk_batches: int
             num_workers=workers,
             device="cpu",
             chunk_batches=chunk_batches,
+            decoder=decoder,
         )
     )
     ids = [i for batch_ids, _ in batches for i in batch_ids]
@@ -82,3 +85,37 @@ def test_corrupt_tile_names_its_path(tmp_path: Path) -> None:
 
 def test_empty_input_yields_nothing() -> None:
     assert list(embed_tiles(create_backbone("color-texture"), [], num_workers=0)) == []
+
+
+def test_raw_pixels_embed_like_normalised_ones(tiles) -> None:
+    """The colour/texture encoder takes the uint8 batch straight from the decoders; its
+    features match feeding it the normalised batch, as any other backbone is fed."""
+    backbone = create_backbone("color-texture")
+    assert backbone.module.accepts_uint8
+    emb = np.concatenate([e for _, e in embed_tiles(backbone, tiles, batch_size=4,
+                                                    num_workers=1, device="cpu")])
+    alone = torch.stack([read_tile(p, 224) for _, p in tiles])
+    with torch.inference_mode():
+        expected = backbone(normalise(alone, backbone.config)).numpy()
+    np.testing.assert_allclose(emb.astype(np.float32), expected, atol=2e-3, rtol=2e-3)
+
+
+def test_cpu_cores_are_split_between_decoders_and_encoder(monkeypatch, tiles) -> None:
+    """On a CPU the decoders and torch's threads share the cores this process may use (not
+    the host's), and embedding gives the process its own thread count back afterwards."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(6)))
+    plan = plan_decoding(torch.device("cpu"))
+    assert (plan.decoder, plan.decoders, plan.torch_threads) == ("threads", 3, 3)
+    assert plan_decoding(torch.device("cpu"), decoders=1).torch_threads == 5
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
+    assert plan_decoding(torch.device("cpu")).decoders == 0  # one core: decode inline
+    before = torch.get_num_threads()
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(before + 3)))
+    seen = []
+    backbone = create_backbone("color-texture")
+    spy = ShapeSpy(backbone.module)
+    spy.forward = lambda x: (seen.append(torch.get_num_threads()), spy.inner(x))[1]
+    backbone.module = spy
+    list(embed_tiles(backbone, tiles, batch_size=4, device="cpu"))
+    assert seen and set(seen) == {before + 3 - (before + 3) // 2}
+    assert torch.get_num_threads() == before
