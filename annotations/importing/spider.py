@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
 from django.conf import settings
 
-from annotations.models import ImportJob, Patch, Project
+from annotations.models import ImportJob, Project
 from annotations.organs import organ_classes
 
+from .batches import PreparedBatch, pipelined, prepare_batch, write_batch
 from .errors import SourceError
-from .records import BadRecord, SpiderRecord, parse_spider_record
 from .report import ImportReport
 from .roots import confinement
 from .run import Progress, finish_job, import_run, job_progress, no_progress, start_job
@@ -96,14 +96,19 @@ def _import_folder_source(project: Project, source: FolderSource, report: Import
             return data, (str(file) if link else None)
         return reader
 
-    def fetch(names: list[str]) -> list[FetchedFile]:
-        return writer.fetch_parallel([(name, read(name)) for name in names], expected_size=224)
+    def fetch_later(names: list[str]) -> Callable[[], list[FetchedFile]]:
+        return writer.fetch_later([(name, read(name)) for name in names], expected_size=224)
 
     with import_run(writer, strict=strict) as batch_context, open(source.metadata, "rb") as handle:
-        for batch in batched(iter_records(handle), settings.SPIDER_IMPORT_BATCH):
+        def prepare(batch: list[tuple[int, object]], pending: Container[str]) -> PreparedBatch:
+            return prepare_batch(writer, batch, fetch_later, pending)
+
+        def write(prepared: PreparedBatch, before: PreparedBatch | None) -> None:
             with batch_context():
-                _import_records(writer, batch, fetch)
+                write_batch(writer, prepared, before)
             tick(handle.tell(), total, "bytes")
+
+        pipelined(batched(iter_records(handle), settings.SPIDER_IMPORT_BATCH), prepare, write)
 
 
 def _import_tar_source(project: Project, stream: TarStream, report: ImportReport, *,
@@ -143,59 +148,8 @@ def _import_tar_source(project: Project, stream: TarStream, report: ImportReport
 
 def _import_records(writer: ProjectWriter, batch: list[tuple[int, object]], fetch: Fetch) -> None:
     """Turn one batch of raw records into patches (skipping and reporting bad ones)."""
-    report = writer.report
-    records: list[SpiderRecord] = []
-    first_index: dict[str, int] = {}
-    for index, raw in batch:
-        report.records += 1
-        try:
-            record = parse_spider_record(index, raw)
-        except BadRecord as bad:
-            report.skip(index, bad.file, bad.reason)
-            continue
-        if problem := writer.class_problem(record.label):
-            report.skip(index, record.image_name, problem)
-            continue
-        if record.image_name in first_index:
-            first = first_index[record.image_name]
-            report.skip(index, record.image_name,
-                        f"duplicate image_name (first used by record {first})")
-            continue
-        first_index[record.image_name] = index
-        records.append(record)
-    if not records:
-        return
-    existing = writer.existing_patches({r.image_name for r in records})
-    tiles = writer.resolve_tiles({n for r in records for n in r.grid_names if n}, fetch)
-    slides = writer.slide_ids({r.slide for r in records if r.image_name not in existing})
-    patches: list[Patch] = []
-    for record in records:
-        if record.image_name in existing:
-            if writer.made_by_this_run(existing[record.image_name]):
-                report.skip(record.index, record.image_name,
-                            "duplicate image_name (an earlier record of this import has it)")
-            else:
-                report.patches_existing += 1
-            continue
-        grid: list[int | None] = []
-        unusable: tuple[str, str] | None = None  # the first grid file that cannot be used, why
-        for name in record.grid_names:
-            if not name:
-                grid.append(None)
-                continue
-            tile = tiles[name]
-            if isinstance(tile, str):
-                unusable = (name, tile)
-                break
-            grid.append(tile)
-        if unusable is not None:
-            report.skip(record.index, *unusable)
-            continue
-        if record.missing:
-            report.note(record.index, record.image_name,
-                        f"context missing at {', '.join(record.missing)}: shown blank")
-        patches.append(writer.new_patch(
-            slide_id=slides[record.slide], split=record.split, image_name=record.image_name,
-            grid=grid,
-            label_id=writer.label_id(record.label)))
-    writer.create_patches(patches)
+    def fetch_now(names: list[str]) -> Callable[[], list[FetchedFile]]:
+        fetched = fetch(names)
+        return lambda: fetched
+
+    write_batch(writer, prepare_batch(writer, batch, fetch_now))

@@ -4,9 +4,9 @@ import hashlib
 import io
 import struct
 import warnings
-import zlib
 from dataclasses import dataclass
 
+from isal import isal_zlib
 from PIL import Image
 
 TILE_SIZE = 224
@@ -41,6 +41,8 @@ def png_problem(data: bytes, expected_size: int | None) -> str:
 
     This is what Pillow's ``verify()`` checks, without its per-chunk Python overhead; the
     size comes from IHDR, so a decompression bomb is refused before anything is inflated.
+    The CRCs are ISA-L's (the same CRC-32, ~10x zlib's speed), so they cost a fraction of
+    the sha256 every file pays anyway.
     """
     view = memoryview(data)
     if len(data) < 33 or data[12:16] != b"IHDR":
@@ -56,7 +58,7 @@ def png_problem(data: bytes, expected_size: int | None) -> str:
             return "unreadable or corrupt image: truncated PNG chunk"
         kind = data[position + 4:position + 8]
         (crc,) = struct.unpack(">I", data[end - 4:end])
-        if zlib.crc32(view[position + 4:end - 4]) != crc:
+        if isal_zlib.crc32(view[position + 4:end - 4]) != crc:
             name = kind.decode("latin-1")
             return f"unreadable or corrupt image: bad checksum in PNG chunk {name}"
         if kind == b"IEND":

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import os
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -15,12 +16,12 @@ from annotations.models import (
     Project,
     Slide,
     Tile,
-    TileName,
 )
 from annotations.signals import patches_created
 from annotations.tilestore import storage_name, store_tile_bytes
 
 from .report import ImportReport
+from .rows import PatchRow, TileFile, rows_for
 from .validation import CheckedTile, check_tile_bytes
 
 PALETTE = (
@@ -33,6 +34,9 @@ HOTKEYS = "123456789abcdefghijklmnopqrtvwyz"
 
 
 FileReader = Callable[[], tuple[bytes | str, str | None]]
+# Files are read and checked in chunks of this many per pool task: one Future per file costs
+# more Python than the check itself saves.
+FETCH_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,9 @@ class ProjectWriter:
         self._created = IdBitmap()
         self._seen = IdBitmap()
         self._patches_made = IdBitmap()  # by this run (a resumed job's earlier run differs)
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="import")
+        self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
+                                        thread_name_prefix="import")
+        self.rows = rows_for()
         self.classes = dict(project.classes.values_list("name", "id"))
         self.allowed_classes = set(allowed_classes) if allowed_classes is not None else None
         if allowed_classes is not None:
@@ -159,15 +165,32 @@ class ProjectWriter:
 
         Each item is (name, reader) where reader returns (bytes or a reason, link path).
         """
-        def work(item: tuple[str, FileReader]) -> FetchedFile:
-            name, reader = item
-            data, link_path = reader()
-            if isinstance(data, str):
-                return FetchedFile(name, CheckedTile(None, "", data))
-            return check_and_store(name, data, link_path=link_path,
-                                   expected_size=expected_size, written=self.written)
+        return self.fetch_later(items, expected_size)()
 
-        return list(self._pool.map(work, items))
+    def fetch_later(self, items: Iterable[tuple[str, FileReader]],
+                    expected_size: int | None) -> Callable[[], list[FetchedFile]]:
+        """Start :meth:`fetch_parallel` on the pool and return at once; calling the result
+        waits for the files (so the next batch's files are read while this one is written)."""
+        def work(chunk: list[tuple[str, FileReader]]) -> list[FetchedFile]:
+            done = []
+            for name, reader in chunk:
+                data, link_path = reader()
+                if isinstance(data, str):
+                    done.append(FetchedFile(name, CheckedTile(None, "", data)))
+                else:
+                    done.append(check_and_store(name, data, link_path=link_path,
+                                                expected_size=expected_size,
+                                                written=self.written))
+            return done
+
+        todo = list(items)
+        futures: list[Future[list[FetchedFile]]] = [
+            self._pool.submit(work, todo[start:start + FETCH_CHUNK])
+            for start in range(0, len(todo), FETCH_CHUNK)]
+
+        def result() -> list[FetchedFile]:
+            return [fetched for future in futures for fetched in future.result()]
+        return result
 
     def register_files(self, files: list[FetchedFile]) -> dict[str, int]:
         """Create tiles and names for checked files; bad ones are remembered by name."""
@@ -179,63 +202,60 @@ class ProjectWriter:
                 good.append(fetched)
         if not good:
             return {}
-        shas = {f.checked.sha256 for f in good}
-        tile_ids = dict(Tile.objects.filter(project=self.project, sha256__in=shas)
-                        .values_list("sha256", "id"))
-        new_tiles: dict[str, Tile] = {}
-        for fetched in good:
-            sha = fetched.checked.sha256
-            if sha in tile_ids or sha in new_tiles:
-                continue
-            if fetched.path:
-                file, linked = fetched.path, True
-            else:
-                file, linked = storage_name(sha, fetched.checked.extension), False
-            new_tiles[sha] = Tile(project=self.project, sha256=sha, file=file, linked=linked,
-                                  name=fetched.name)
-        for tile in Tile.objects.bulk_create(new_tiles.values()):
-            tile_ids[tile.sha256] = tile.id
-            self._created.add(tile.id)
-        by_name = {f.name: tile_ids[f.checked.sha256] for f in good}
-        TileName.objects.bulk_create(
-            [TileName(project=self.project, name=name, tile_id=tile_id)
-             for name, tile_id in by_name.items()],
-            ignore_conflicts=True)
+        tiles = [TileFile(f.name, f.checked.sha256, f.path, True) if f.path else
+                 TileFile(f.name, f.checked.sha256,
+                          storage_name(f.checked.sha256, f.checked.extension), False)
+                 for f in good]
+        by_name, created = self.rows.add_tiles(self.project.pk, tiles)
+        for tile_id in created:
+            self._created.add(tile_id)
         return by_name
 
     def resolve_tiles(self, names: set[str],
                       fetch: Callable[[list[str]], list[FetchedFile]]) -> dict[str, int | str]:
         """Map each name to its tile id, or to the reason it cannot be used."""
+        result, missing = self.look_up_names(names)
+        if missing:
+            result.update(self.register_fetched(fetch(missing)))
+        self.count_tiles(result)
+        return result
+
+    def look_up_names(self, names: Iterable[str], pending: Container[str] = ()
+                      ) -> tuple[dict[str, int | str], list[str]]:
+        """(name -> tile id or why it is unusable, for the names known already; the names
+        to fetch). Names in ``pending`` are being fetched for an earlier batch: neither."""
         result: dict[str, int | str] = {}
         lookup = []
         for name in names:
             if name in self.bad_names:
                 result[name] = self.bad_names[name]
-            else:
+            elif name not in pending:
                 lookup.append(name)
-        known = dict(TileName.objects.filter(project=self.project, name__in=lookup)
-                     .values_list("name", "tile_id"))
+        known = self.rows.known_names(self.project.pk, lookup)
         result.update(known)
-        missing = [name for name in lookup if name not in known]
-        if missing:
-            fetched = fetch(missing)
-            result.update(self.register_files(fetched))
-            for f in fetched:
-                if f.checked.reason:
-                    result[f.name] = f.checked.reason
-        for value in result.values():
+        return result, [name for name in lookup if name not in known]
+
+    def register_fetched(self, fetched: list[FetchedFile]) -> dict[str, int | str]:
+        """:meth:`register_files`, with the reason of each file that failed its checks."""
+        result: dict[str, int | str] = dict(self.register_files(fetched))
+        for f in fetched:
+            if f.checked.reason:
+                result[f.name] = f.checked.reason
+        return result
+
+    def count_tiles(self, resolved: dict[str, int | str]) -> None:
+        """Count each tile a record of this run uses once, as created or reused."""
+        for value in resolved.values():
             if isinstance(value, int) and self._seen.add(value):
                 if value in self._created:
                     self.report.tiles_created += 1
                 else:
                     self.report.tiles_reused += 1
-        return result
 
     # Patches
     def existing_patches(self, image_names: set[str]) -> dict[str, int]:
         """image_name -> id of the patches already in the project."""
-        return dict(Patch.objects.filter(project=self.project, image_name__in=image_names)
-                    .values_list("image_name", "id"))
+        return self.rows.existing_patches(self.project.pk, list(image_names))
 
     def made_by_this_run(self, patch_id: int) -> bool:
         """Whether this run created the patch (then a second record naming it is a
@@ -243,14 +263,20 @@ class ProjectWriter:
         return patch_id in self._patches_made
 
     def create_patches(self, patches: list[Patch]) -> None:
-        """Insert ``patches`` and announce them (the model's queue scores add their rows)."""
-        created = Patch.objects.bulk_create(patches)
-        for patch in created:
-            self._patches_made.add(patch.pk)
-        self.report.patches_created += len(patches)
-        if created:
-            patches_created.send(sender=Patch, project_id=self.project.pk,
-                                 patch_ids=[p.pk for p in created])
+        """Insert ``patches`` (made by :meth:`new_patch`) and announce them."""
+        self.add_patch_rows([PatchRow(p.slide_id, p.split, p.image_name, p.grid,
+                                      p.original_label_id, p.slide_x, p.slide_y)
+                             for p in patches])
+
+    def add_patch_rows(self, rows: Sequence[PatchRow]) -> None:
+        """Insert ``rows`` and announce them (the model's queue scores add their rows)."""
+        job_id = self.job.pk if self.job is not None else None
+        ids = self.rows.add_patches(self.project.pk, job_id, rows)
+        for patch_id in ids:
+            self._patches_made.add(patch_id)
+        self.report.patches_created += len(ids)
+        if ids:
+            patches_created.send(sender=Patch, project_id=self.project.pk, patch_ids=ids)
 
     def new_patch(self, *, slide_id: int, split: str, image_name: str, grid: list[int | None],
                   label_id: int | None) -> Patch:
