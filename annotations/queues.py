@@ -37,6 +37,7 @@ from django.utils import timezone
 from annotations.consensus import DECISIONS
 from annotations.models import Lease, Patch, PatchStatus, Project, Review, ReviewAction
 from annotations.permissions import Act, can
+from annotations.prepared import compile_once
 from inference.queries import active_version, candidate_queue, scored_queue, with_scores
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def _live_leases(now: datetime) -> Case:
                 output_field=IntegerField())
 
 
-def _eligible(patches: QuerySet[Patch], project: Project, user: User, name: str,
+def _eligible(patches: QuerySet[Patch], project: Project, user_id: int, name: str,
               now: datetime) -> QuerySet[Patch]:
     """Patches this user may be given now: not held or skipped by them, and with a free slot.
 
@@ -172,17 +173,41 @@ def _eligible(patches: QuerySet[Patch], project: Project, user: User, name: str,
     The free-slot test reads only the patch row's own columns, so when a concurrent
     reviewer's lease commits first, PostgreSQL re-checks it on the updated row and skips it.
     """
-    mine = Lease.objects.filter(patch=OuterRef("pk"), reviewer=user, expires_at__gt=now)
+    mine = Lease.objects.filter(patch=OuterRef("pk"), reviewer_id=user_id, expires_at__gt=now)
     patches = patches.filter(~Exists(mine)).annotate(held=_live_leases(now))
     if name == "disputed":
         return patches.filter(held__lt=1)
     last_reopen = (Review.objects.filter(patch=OuterRef(OuterRef("pk")),
                                          action=ReviewAction.REOPEN)
                    .order_by("-id").values("id")[:1])
-    decided = Review.objects.filter(patch=OuterRef("pk"), reviewer=user, action__in=DECISIONS,
+    decided = Review.objects.filter(patch=OuterRef("pk"), reviewer_id=user_id,
+                                    action__in=DECISIONS,
                                     id__gt=Coalesce(Subquery(last_reopen), Value(0)))
     return patches.filter(~Exists(decided),
                           decisions__lt=project.reviews_required - F("held"))
+
+
+def _take(project: Project, user: User, name: str, filters: QueueFilters, now: datetime,
+          wanted: int) -> list[int]:
+    """Lock up to ``wanted`` patches of queue ``name`` that ``user`` may be given now, in
+    queue order, skipping rows other reviewers are locking.
+
+    The statement is compiled once per shape (:mod:`annotations.prepared`): its SQL depends
+    on the project, its review settings, the active version, the queue, the filters and the
+    count, which make the key; the reviewer and the clock are its changing values."""
+    version = active_version(project)
+    key = ("lease_next", project.pk, project.reviews_required, project.audit_fraction, name,
+           filters, version.pk if version else None, wanted)
+
+    def build(user: int, now: datetime) -> QuerySet[Patch, int]:
+        return (_eligible(queue_queryset(project, name, filters), project, user, name, now)
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("id", flat=True)[:wanted])
+
+    statement = compile_once(key, build)
+    if statement is None:
+        return list(build(user.pk, now))
+    return [row[0] for row in statement.rows(user=user.pk, now=now)]
 
 
 def _hold(patch_ids: list[int], now: datetime, expires: datetime) -> None:
@@ -217,7 +242,7 @@ def lease_next(project: Project, user: User, name: str, count: int = 1,
         list(Patch.objects.select_for_update(of=("self",)).filter(pk__in=held_patches)
              .order_by("id").values_list("id", flat=True))
         matching = set(queue_queryset(project, name, filters).filter(pk__in=held_patches)
-                       .values_list("id", flat=True))
+                       .values_list("id", flat=True)) if held_patches else set()
         stale = [pid for pid in held_patches if pid not in matching]
         if stale:
             Lease.objects.filter(patch_id__in=stale, reviewer=user).delete()
@@ -232,10 +257,7 @@ def lease_next(project: Project, user: User, name: str, count: int = 1,
         wanted = count - len(held)
         created: list[Lease] = []
         if wanted > 0:
-            candidates = _eligible(queue_queryset(project, name, filters), project, user, name,
-                                   now)
-            ids = list(candidates.select_for_update(skip_locked=True, of=("self",))
-                       .values_list("id", flat=True)[:wanted])
+            ids = _take(project, user, name, filters, now, wanted)
             _hold(ids, now, expires)
             created = Lease.objects.bulk_create(
                 [Lease(patch_id=i, reviewer=user, queue=name, expires_at=expires)
@@ -296,9 +318,16 @@ def skip(project: Project, user: User, patch_id: int) -> None:
 
 
 def release(patch: Patch, user: User) -> None:
-    """The reviewer decided: their lease on ``patch`` ends (called by annotations.reviewing)."""
-    if Lease.objects.filter(patch=patch, reviewer=user, skipped=False).delete()[0]:
+    """The reviewer answered: their lease on ``patch`` ends."""
+    if end_lease(patch, user):
         _unhold([patch.pk])
+
+
+def end_lease(patch: Patch, user: User) -> int:
+    """Delete the reviewer's live lease on ``patch`` (0 or 1 rows) without touching the
+    patch row's count: :mod:`annotations.reviewing` folds the count into the UPDATE that
+    records the decision on that (locked) row."""
+    return Lease.objects.filter(patch=patch, reviewer=user, skipped=False).delete()[0]
 
 
 @dataclass(frozen=True)

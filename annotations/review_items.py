@@ -22,8 +22,7 @@ def review_items(project: Project, leases: list[Lease],
     settled, so a second reader never sees the first reader's decision.
     """
     ids = [lease.patch_id for lease in leases]
-    patches = {p.pk: p for p in Patch.objects.filter(pk__in=ids)
-               .select_related("slide", "current_label", "original_label")}
+    patches = {p.pk: p for p in Patch.objects.filter(pk__in=ids).select_related("slide")}
     said = opinions(project, ids)
     nearest = prototype_opinions(project, ids)
     candidates = [lease.patch_id for lease in leases if lease.queue == "candidates"]

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Greatest
 
 from annotations.consensus import decisions_in_force, derive, histories
 from annotations.models import (
@@ -28,7 +29,7 @@ from annotations.models import (
 )
 from annotations.models.projects import percent
 from annotations.permissions import Act, require, role_allows
-from annotations.queues import release
+from annotations.queues import end_lease
 from annotations.signals import review_state_changed
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def submit(project: Project, user: User, patch_id: int, decision: Decision) -> P
     role = project.role_of(user)
     _check(project, user, role, decision)
     with transaction.atomic():
-        patch = (Patch.objects.select_for_update(of=("self",)).select_related("current_label")
+        patch = (Patch.objects.select_for_update(of=("self",))
                  .filter(project=project, pk=patch_id).first())
         if patch is None:
             raise ValidationError(f"no patch {patch_id} in project {project.slug}")
@@ -122,7 +123,10 @@ def submit(project: Project, user: User, patch_id: int, decision: Decision) -> P
             # An unlabelled patch (whole-slide import, candidates) has nothing to agree to.
             raise ValidationError(f"patch {patch.image_name} has no label to confirm: "
                                   "choose its class")
-        history = list(Review.objects.filter(patch=patch).order_by("id"))
+        # Every review row comes with a new version (below), so a patch still at version 1
+        # has none: its first decision, the usual case, needs no read of its history.
+        history = (list(Review.objects.filter(patch=patch).order_by("id"))
+                   if patch.version > 1 else [])
         if action == ReviewAction.UNDO and not _has_decision_to_undo(history, user):
             raise ValidationError("nothing of yours to undo on this patch")
         history.append(Review.objects.create(
@@ -134,9 +138,10 @@ def submit(project: Project, user: User, patch_id: int, decision: Decision) -> P
             time_spent_ms=decision.time_spent_ms, model_version=decision.model_version,
             shown_probabilities=decision.shown_probabilities, source=decision.source,
         ))
-        _rederive(patch, project, history)
-        if action != ReviewAction.COMMENT:
-            release(patch, user)
+        # A decision ends the reviewer's lease; the patch row's count of leases drops in the
+        # same UPDATE that records the new state (the row is locked above).
+        released = end_lease(patch, user) if action != ReviewAction.COMMENT else 0
+        _rederive(patch, project, history, released)
     return patch
 
 
@@ -145,15 +150,23 @@ def _has_decision_to_undo(history: list[Review], user: User) -> bool:
     return user.pk in decided or (adjudication is not None and adjudication.reviewer_id == user.pk)
 
 
-def _rederive(patch: Patch, project: Project, history: list[Review]) -> None:
+def _rederive(patch: Patch, project: Project, history: list[Review], released: int = 0,
+              ) -> None:
+    """Store the state ``history`` amounts to on the (locked) ``patch`` in one UPDATE, which
+    also takes ``released`` ended leases off the row's count of leases held."""
     state = derive(history, patch.original_label_id, project.reviews_required)
     was_unreviewed = patch.status == PatchStatus.UNREVIEWED
     patch.status, patch.current_label_id = state.status, state.label_id
     patch.decisions = len(state.decisions)
     patch.version += 1
-    patch.save(update_fields=["status", "current_label", "decisions", "version"])
+    changes: dict[str, object] = {"status": patch.status, "current_label_id": state.label_id,
+                                  "decisions": patch.decisions, "version": patch.version}
+    if released:
+        changes["leases_held"] = Greatest(F("leases_held") - released, Value(0))
+        patch.leases_held = max(0, patch.leases_held - released)
+    Patch.objects.filter(pk=patch.pk).update(**changes)
     if was_unreviewed != (state.status == PatchStatus.UNREVIEWED):  # for the queues' rows
-        review_state_changed.send(sender=Patch, patch_id=patch.pk,
+        review_state_changed.send(sender=Patch, patch_id=patch.pk, project_id=patch.project_id,
                                   unreviewed=state.status == PatchStatus.UNREVIEWED)
 
 

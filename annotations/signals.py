@@ -8,6 +8,7 @@ from django.dispatch import Signal
 
 # patch_ids: list[int]; project_id: int. Sent by the importer after it inserted patches.
 patches_created = Signal()
-# patch_id: int; unreviewed: bool. Sent by the review path when a patch leaves or re-enters
-# the unreviewed state.
+# patch_id: int; project_id: int; unreviewed: bool. Sent by the review path when a patch
+# leaves or re-enters the unreviewed state (inside the decision's transaction: receivers
+# add to every decision's time, so they keep to a query or two).
 review_state_changed = Signal()

@@ -7,7 +7,9 @@ an export or a web request that only reads predictions does not pay for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,10 +33,33 @@ if TYPE_CHECKING:
         opinion_confidence: float | None
 
 
+# {project id: active version} while a one_active_version() block runs (per thread).
+_remembered: ContextVar[dict[int, ModelVersion | None] | None] = ContextVar(
+    "active_versions", default=None)
+
+
+@contextmanager
+def one_active_version() -> Iterator[None]:
+    """Within the block, :func:`active_version` reads each project's version once: one
+    request's queue, lease and item steps agree on one version (an activation in between
+    cannot mix two) and do not each pay for the query. For one request, not longer."""
+    token = _remembered.set({})
+    try:
+        yield
+    finally:
+        _remembered.reset(token)
+
+
 def active_version(project: Project) -> ModelVersion | None:
     """The version the queues and the review page use (None before any model exists)."""
-    return (ModelVersion.objects.select_related("space")
-            .filter(project=project, is_active=True).first())
+    memo = _remembered.get()
+    if memo is not None and project.pk in memo:
+        return memo[project.pk]
+    version = (ModelVersion.objects.select_related("space")
+               .filter(project=project, is_active=True).first())
+    if memo is not None:
+        memo[project.pk] = version
+    return version
 
 
 @dataclass(frozen=True)

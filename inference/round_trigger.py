@@ -14,7 +14,6 @@ from typing import Any
 
 from django.db import transaction
 
-from annotations.models import Patch
 from annotations.signals import review_state_changed
 from inference.actions import JobError, start_round
 from inference.models import RetrainPolicy
@@ -23,13 +22,10 @@ from inference.rounds import due, settled_count
 log = logging.getLogger(__name__)
 
 
-def _review_state_changed(sender: Any, *, patch_id: int, unreviewed: bool,
+def _review_state_changed(sender: Any, *, patch_id: int, project_id: int, unreviewed: bool,
                           **kwargs: Any) -> None:
     """After a patch settles: queue a round if the project's policy says one is due."""
     if unreviewed:
-        return
-    project_id = Patch.objects.filter(pk=patch_id).values_list("project_id", flat=True).first()
-    if project_id is None:
         return
     policy = RetrainPolicy.objects.filter(project_id=project_id, every_settled__gt=0).first()
     if policy is None or not due(policy, settled_count(project_id)):

@@ -41,6 +41,7 @@ from annotations.queues import (
 )
 from annotations.review_items import review_items
 from annotations.reviewing import EXCLUDE_REASONS, Decision, StaleReview, submit
+from inference.queries import one_active_version
 
 from .views import ProjectScopedViewSet
 
@@ -94,6 +95,9 @@ class NextSerializer(serializers.Serializer):
 
 
 class PatchStateSerializer(serializers.ModelSerializer):
+    """The schema of a decision's answer; :func:`_state` writes it (a ModelSerializer
+    rebuilds its fields on every use, a cost each decision would pay)."""
+
     class Meta:
         model = Patch
         fields = ["id", "version", "status", "current_label", "decisions"]
@@ -110,8 +114,10 @@ class ReviewSerializer(serializers.ModelSerializer):
 
 
 def _state(patch: Patch) -> dict:
-    """The patch as the decision left it (submit updated this instance under its lock)."""
-    return PatchStateSerializer(patch).data
+    """The patch as the decision left it (submit updated this instance under its lock), in
+    the fields of :class:`PatchStateSerializer`."""
+    return {"id": patch.pk, "version": patch.version, "status": patch.status,
+            "current_label": patch.current_label_id, "decisions": patch.decisions}
 
 
 def _decide(request, project, patch_id: int, decision: Decision) -> Response:
@@ -157,14 +163,15 @@ def next_items(request, project_slug: str, queue: str):
     d = params.validated_data
     filters = QueueFilters(d.get("current_label"), d.get("predicted_label"), d.get("slide"),
                            d.get("split"), d.get("proposed_label"))
-    try:
-        leases = lease_next(project, request.user, queue, d["count"], filters)
-    except QueueError as exc:
-        raise ValidationError({"detail": str(exc)}) from exc
-    body: dict[str, object] = {"items": review_items(project, leases,
-                                                     d.get("proposed_label"))}
-    if len(leases) < d["count"]:  # say why the rest is not for you (the page shows it)
-        body["elsewhere"] = vars(elsewhere(project, request.user, queue, filters))
+    with one_active_version():  # the queue, its items and their opinions: one version
+        try:
+            leases = lease_next(project, request.user, queue, d["count"], filters)
+        except QueueError as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        body: dict[str, object] = {"items": review_items(project, leases,
+                                                         d.get("proposed_label"))}
+        if len(leases) < d["count"]:  # say why the rest is not for you (the page shows it)
+            body["elsewhere"] = vars(elsewhere(project, request.user, queue, filters))
     return Response(body)
 
 
@@ -229,7 +236,8 @@ def lease_one(request, project_slug: str, patch_id: int):
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     except QueueError as exc:
         raise ValidationError({"detail": str(exc)}) from exc
-    return Response({"item": review_items(project, [lease])[0]})
+    with one_active_version():
+        return Response({"item": review_items(project, [lease])[0]})
 
 
 @extend_schema(request=None, responses={204: None})
