@@ -1,4 +1,4 @@
-"""Review API under load: 20 reviewers on a SPIDER-skin-sized project, over real HTTP.
+"""Review API under load: 50 reviewers on a SPIDER-skin-sized project, over real HTTP.
 
 Why: "next item" takes leases with FOR UPDATE SKIP LOCKED over a queue that joins 160k
 patches to their predictions, and "submit" rewrites a patch under a row lock, so the cost
@@ -11,26 +11,34 @@ with keep-alive connections, and the load generator on the same (2-core) machine
    classes, --patches patches on 400-patch slides, --tiles tile rows (fake storage names,
    no files: nothing reads images here), an active model version and one prediction per
    patch with realistic scores (~10% model/label disagreement), all written with COPY, then
-   VACUUM ANALYZE. 20 reviewer users are members with the reviewer role.
+   VACUUM ANALYZE. --reviewers users (default 50) are members with the reviewer role, each
+   with a fresh API token.
 2. For each --servers configuration (WORKERSxTHREADS), gunicorn is started on a free port
-   and, for each --queues queue, the reviewers run next+submit ("confirm") paced at one
-   decision per second each for --paced-seconds, then unpaced (no pause) for
-   --unpaced-seconds. Review state is reset before each configuration.
-3. It prints p50/p95/p99 latency of next and submit, decisions/s, CPU use, HTTP errors and
-   duplicate leases: a patch handed by next to two different reviewers (reviews_required=1
-   and a confirmed patch leaves the queue, so any repeat is a duplicate); must be 0.
-4. --explain: runs one next and one submit in-process (rolled back), lists their SQL by
+   and, --repeat times from a fresh review state, for each --queues queue the reviewers run
+   next+submit ("confirm") paced at one decision per second each for --paced-seconds, then
+   unpaced (no pause) for --unpaced-seconds.
+3. Per phase it prints p50/p95/p99 latency of next and submit, decisions/s, CPU per
+   decision of gunicorn and of the PostgreSQL backends serving it, the load average, HTTP
+   errors and duplicate leases: a patch handed by next to two different reviewers
+   (reviews_required=1 and a confirmed patch leaves the queue, so any repeat is a
+   duplicate); must be 0. Then the medians over the runs, as a Markdown table.
+4. --profile SECONDS: afterwards, py-spy (dev extras) samples gunicorn's workers (the thread
+   holding the GIL: Python at work) for SECONDS of unpaced reviewing per queue, and the
+   functions holding the most samples are printed (raw stacks in /tmp).
+5. --explain: runs one next and one submit in-process (rolled back), lists their SQL by
    time and prints EXPLAIN (ANALYZE, BUFFERS) of the slowest statement of each.
-5. --db-kills SECONDS (a fault run): while the reviewers work, every SECONDS all of the
+6. --db-kills SECONDS (a fault run): while the reviewers work, every SECONDS all of the
    server's database connections are ended with pg_terminate_backend (a database restart or
    failover, as the server meets it). It then prints decisions answered 201, review rows in
    the database, lost decisions (answered but not stored), 5xx answers and duplicate leases.
 
 Usage:
-  .venv/bin/python bench/review_bench.py [--reuse] [--patches 160000] [--tiles 2700000]
-      [--servers 3x4,2x8] [--queues disagreement,unreviewed] [--paced-seconds 60]
-      [--unpaced-seconds 30] [--explain] [--db-kills 2]
-DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/reviewbench.
+  .venv/bin/python bench/review_bench.py [--database URL] [--reuse] [--patches 160000]
+      [--tiles 2700000] [--reviewers 50] [--servers 3x4,2x8]
+      [--queues disagreement,unreviewed] [--paced-seconds 60] [--unpaced-seconds 30]
+      [--repeat 3] [--profile 20] [--explain] [--db-kills 2]
+The database is --database, else $DATABASE_URL, else
+postgres://postgres@127.0.0.1:5432/reviewbench.
 """
 
 from __future__ import annotations
@@ -62,7 +70,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spider_web.settings")
 os.environ["DEBUG"] = "0"  # DEBUG=1 would keep every query in memory and change timings
 
 SLUG = "skin-bench"
-REVIEWERS = 20
+REVIEWERS = 50  # --reviewers
 PASSWORD = "review-bench-password"
 PATCHES_PER_SLIDE = 400
 DISAGREE_RATE = 0.10
@@ -183,12 +191,10 @@ def copy_rows(model, columns: str, rows: Iterator[str]) -> None:
 def load(patches: int, tiles: int, seed: int) -> None:
     """Generate a SPIDER-skin-sized project and write it with COPY in one transaction."""
     import numpy as np
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.hashers import make_password
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from annotations.models import LabelClass, Membership, Patch, Project, Role, Slide, Tile
+    from annotations.models import LabelClass, Patch, Project, Slide, Tile
     from annotations.organs import SPIDER_CLASSES
     from inference.models import EmbeddingSpace, ModelVersion, Prediction
 
@@ -314,15 +320,34 @@ def load(patches: int, tiles: int, seed: int) -> None:
             for table in ("annotations_tile", "annotations_patch"):
                 cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                             f"(SELECT max(id) FROM {table}))")
-        users = get_user_model()
-        hashed = make_password(PASSWORD)  # hashed once: 20 hashes would cost ~10 s of CPU
-        for n in range(REVIEWERS):
-            user = users.objects.create(username=f"bench-reviewer-{n:02d}", password=hashed)
-            Membership.objects.create(project=project, user=user, role=Role.REVIEWER)
     started = time.perf_counter()
     with connection.cursor() as cur:
         cur.execute("VACUUM ANALYZE")
     print(f"  vacuum analyze {time.perf_counter() - started:6.1f} s", flush=True)
+
+
+def reviewer_name(n: int) -> str:
+    return f"bench-reviewer-{n:02d}"
+
+
+def ensure_reviewers(count: int) -> None:
+    """Reviewers 0..count-1 exist and have the reviewer role in the bench project (a database
+    kept with --reuse may have been loaded for fewer)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+
+    from annotations.models import Membership, Project, Role
+
+    project = Project.objects.get(slug=SLUG)
+    users = get_user_model()
+    names = [reviewer_name(n) for n in range(count)]
+    have = set(users.objects.filter(username__in=names).values_list("username", flat=True))
+    if missing := [name for name in names if name not in have]:
+        hashed = make_password(PASSWORD)  # hashed once: 50 hashes would cost ~25 s of CPU
+        users.objects.bulk_create([users(username=name, password=hashed) for name in missing])
+    for user in users.objects.filter(username__in=names):
+        Membership.objects.get_or_create(project=project, user=user,
+                                         defaults={"role": Role.REVIEWER})
 
 
 def sync_queue_scores() -> None:
@@ -449,42 +474,62 @@ def _proc_stats() -> list[tuple[int, int, str, float]]:
     return found
 
 
+def bench_backends() -> set[int]:
+    """PIDs of the PostgreSQL backends connected to the bench database (the server's)."""
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        return {row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")}
+
+
 def cpu_snapshot(server_pid: int) -> dict[str, object]:
-    """CPU seconds so far: per process of gunicorn and of any pytest run beside the bench
-    (it shares the 2 cores and skews latency), of this process and of the whole machine."""
+    """CPU seconds so far: per process of gunicorn, of the PostgreSQL backends serving the
+    bench database and of any pytest run beside the bench (it shares the cores and skews
+    latency), of this process and of the whole machine."""
     with open("/proc/stat") as f:
         values = [int(v) for v in f.readline().split()[1:]]
     idle = values[3] + values[4]
+    backends = bench_backends()
     procs = _proc_stats()
     return {
         "wall": time.monotonic(),
         "busy": (sum(values) - idle) / TICK,
         "gunicorn": {pid: c for pid, ppid, _, c in procs if server_pid in (pid, ppid)},
+        "postgres": {pid: c for pid, _, _, c in procs if pid in backends},
         "tests": {pid: c for pid, _, cmd, c in procs if "pytest" in cmd},
         "loadgen": sum(os.times()[:2]),
     }
 
 
-def cpu_use(before: dict[str, object], after: dict[str, object]) -> str:
-    """Cores used per component over an interval (2.00 = both cores of this machine).
+CPU_PARTS = ("busy", "gunicorn", "postgres", "tests", "loadgen")
 
-    Per process, so one that exits meanwhile does not count negative; "postgres+rest" is
-    what is left (PostgreSQL backends come and go with CONN_MAX_AGE, so they are not
-    counted one by one).
+
+def cpu_seconds(before: dict[str, object], after: dict[str, object]) -> dict[str, float]:
+    """CPU seconds per component over an interval, and its wall seconds ("wall").
+
+    Per process, so one that exits meanwhile does not count negative; a backend that
+    connected meanwhile counts from its start (CONN_MAX_AGE keeps the server's connections
+    for the whole phase, so that is the first phase's warm-up only).
     """
-    wall = after["wall"] - before["wall"]
-
     def delta(key: str) -> float:
         old, new = before[key], after[key]
         if isinstance(new, dict):
             return sum(c - old.get(pid, 0.0) for pid, c in new.items())
         return new - old
 
-    used = {key: delta(key) / wall for key in ("busy", "gunicorn", "tests", "loadgen")}
-    rest = used["busy"] - used["gunicorn"] - used["tests"] - used["loadgen"]
-    return (f"cores busy {used['busy']:.2f}: gunicorn {used['gunicorn']:.2f}, "
-            f"load generator {used['loadgen']:.2f}, pytest beside us {used['tests']:.2f}, "
-            f"postgres+rest {max(0.0, rest):.2f}")
+    return {"wall": after["wall"] - before["wall"], **{key: delta(key) for key in CPU_PARTS}}
+
+
+def cpu_use(used: dict[str, float]) -> str:
+    """Cores used per component (2.00 = both cores of this machine)."""
+    wall = used["wall"]
+    rest = used["busy"] - sum(used[k] for k in CPU_PARTS[1:])
+    return (f"cores busy {used['busy'] / wall:.2f}: gunicorn {used['gunicorn'] / wall:.2f}, "
+            f"its postgres backends {used['postgres'] / wall:.2f}, load generator "
+            f"{used['loadgen'] / wall:.2f}, pytest beside us {used['tests'] / wall:.2f}, "
+            f"the rest {max(0.0, rest) / wall:.2f}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -526,19 +571,16 @@ class Client:
         self.conn.close()
 
 
-def get_tokens(port: int) -> list[str]:
-    """Tokens of the bench reviewers from the real endpoint (one password check each)."""
-    client = Client(port)
-    tokens = []
-    for n in range(REVIEWERS):
-        status, body, _ = client.post("/api/auth/token/",
-                                      {"username": f"bench-reviewer-{n:02d}",
-                                       "password": PASSWORD})
-        if status != 200:
-            raise RuntimeError(f"token for reviewer {n}: HTTP {status} {body}")
-        tokens.append(body["token"])
-    client.close()
-    return tokens
+def issue_tokens(count: int) -> list[str]:
+    """Fresh API tokens of reviewers 0..count-1, written here rather than through the token
+    endpoint (each would cost a full password hash in the server under test)."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    users = list(get_user_model().objects.filter(
+        username__in=[reviewer_name(n) for n in range(count)]).order_by("username"))
+    Token.objects.filter(user__in=users).delete()  # one a kept database holds may be expired
+    return [Token.objects.create(user=user).key for user in users]
 
 
 @dataclass
@@ -555,7 +597,7 @@ class Tally:
 
 
 class Run:
-    """The reviewers of one server configuration: leases seen per patch across phases."""
+    """The reviewers of one run: the leases each patch was handed, across its phases."""
 
     def __init__(self, port: int, tokens: list[str]) -> None:
         self.port = port
@@ -632,8 +674,8 @@ class Run:
         threads = [threading.Thread(
             target=self.reviewer,
             args=(n, queue, 1.0 if paced else None, until, tally,
-                  n / REVIEWERS if paced else 0.0))  # paced starts spread over the second
-            for n in range(REVIEWERS)]
+                  n / len(self.tokens) if paced else 0.0))  # paced starts spread over 1 s
+            for n in range(len(self.tokens))]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -649,15 +691,66 @@ def percentiles(values: list[float]) -> tuple[float, float, float, float]:
     return q[49], q[94], q[98], max(values)
 
 
-def report(label: str, tally: Tally, wall: float, cpu: str) -> None:
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+@dataclass
+class Phase:
+    """The figures of one measured phase (the summary takes their medians over runs)."""
+
+    queue: str
+    paced: bool
+    latency: dict[str, tuple[float, float, float]]  # call -> (p50, p95, p99) ms
+    rate: float  # decisions answered 201 per second
+    cpu_ms: dict[str, float]  # component -> CPU ms per decision
+    load: str  # /proc/loadavg at the end of the phase
+    duplicates: int = 0  # of the run the phase belongs to
+
+
+def report(queue: str, paced: bool, tally: Tally, used: dict[str, float]) -> Phase:
+    label = f"{queue} {'paced 1/s' if paced else 'unpaced'}"
+    latency = {}
     for call, values in (("next", tally.next_ms), ("submit", tally.submit_ms)):
         p50, p95, p99, worst = percentiles(values)
+        latency[call] = (p50, p95, p99)
         print(f"  {label:<26} {call:<7}{len(values):>7} {p50:8.1f} {p95:8.1f} {p99:8.1f} "
               f"{worst:8.1f}")
-    extra = f", late slots {tally.late}" if "paced" in label and "unpaced" not in label else ""
-    print(f"  {'':<26} -> {tally.decisions / wall:.1f} decisions/s, 409s {tally.conflicts}, "
+    decided = max(1, tally.decisions)
+    cpu_ms = {part: used[part] * 1000 / decided for part in ("gunicorn", "postgres", "loadgen")}
+    phase = Phase(queue, paced, latency, tally.decisions / used["wall"], cpu_ms, load_average())
+    extra = f", late slots {tally.late}" if paced else ""
+    print(f"  {'':<26} -> {phase.rate:.1f} decisions/s, 409s {tally.conflicts}, "
           f"empty {tally.empty}, errors {tally.errors or 0}{extra}")
-    print(f"  {'':<26}    {cpu}", flush=True)
+    print(f"  {'':<26}    CPU per decision: gunicorn {cpu_ms['gunicorn']:.1f} ms, its "
+          f"postgres backends {cpu_ms['postgres']:.1f} ms, load generator "
+          f"{cpu_ms['loadgen']:.1f} ms; load average {phase.load}")
+    print(f"  {'':<26}    {cpu_use(used)}", flush=True)
+    return phase
+
+
+def summary(runs: list[list[Phase]], duplicates: list[int], reviewers: int,
+            config: str) -> None:
+    """Medians over the runs of each phase, as a Markdown table (what the README quotes)."""
+    print(f"\n== medians of {len(runs)} run(s): {reviewers} reviewers, gunicorn {config}")
+    print("| queue | load | call | p50 ms | p95 ms | p99 ms | decisions/s | CPU ms per "
+          "decision, gunicorn + postgres | load average |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for k, first_run in enumerate(runs[0]):
+        group = [run[k] for run in runs]
+        rate = statistics.median(p.rate for p in group)
+        cpu = [statistics.median(p.cpu_ms[part] for p in group)
+               for part in ("gunicorn", "postgres")]
+        for call in ("next", "submit"):
+            p50, p95, p99 = (statistics.median(p.latency[call][i] for p in group)
+                             for i in range(3))
+            lead = call == "next"
+            load = "1/s each" if first_run.paced else "unpaced"
+            print(f"| {first_run.queue if lead else ''} | {load if lead else ''} | {call} "
+                  f"| {p50:.1f} | {p95:.1f} | {p99:.1f} | {f'{rate:.1f}' if lead else ''} "
+                  f"| {f'{cpu[0]:.1f} + {cpu[1]:.1f}' if lead else ''} "
+                  f"| {', '.join(p.load.split()[0] for p in group) if lead else ''} |")
+    print(f"duplicate leases per run: {duplicates}", flush=True)
 
 
 @contextlib.contextmanager
@@ -700,41 +793,119 @@ def stored_reviews() -> int:
 
 
 def bench_server(config: str, queues: list[str], paced_s: float, unpaced_s: float,
-                 tokens: list[str] | None, db_kills: float = 0) -> list[str]:
-    """Run every phase against one gunicorn configuration; returns the reviewers' tokens."""
+                 tokens: list[str], db_kills: float = 0, repeat: int = 1,
+                 profile_s: float = 0) -> None:
+    """Every phase against one gunicorn configuration, ``repeat`` times from a fresh review
+    state; prints each phase, then the medians."""
     workers, threads = (int(x) for x in config.lower().split("x"))
-    reset_reviews()
+    runs: list[list[Phase]] = []
+    duplicates: list[int] = []
     with gunicorn(workers, threads) as (port, server):
-        tokens = tokens or get_tokens(port)
-        run = Run(port, tokens)
         print(f"\n== gunicorn --workers {workers} --threads {threads} "
-              f"(port {port}, {REVIEWERS} reviewers)")
-        print(f"  {'phase':<26} {'call':<7}{'n':>7} {'p50 ms':>8} {'p95 ms':>8} "
-              f"{'p99 ms':>8} {'max ms':>8}")
-        run.phase(queues[0], 3, paced=False)  # warm-up: connections, imports, caches
-        errors_5xx = 0
-        with killing_connections(db_kills) as killed:
+              f"(port {port}, {len(tokens)} reviewers)")
+        for attempt in range(1, repeat + 1):
+            reset_reviews()
+            run = Run(port, tokens)
+            print(f"-- run {attempt} of {repeat}")
+            print(f"  {'phase':<26} {'call':<7}{'n':>7} {'p50 ms':>8} {'p95 ms':>8} "
+                  f"{'p99 ms':>8} {'max ms':>8}")
+            run.phase(queues[0], 3, paced=False)  # warm-up: connections, imports, caches
+            phases: list[Phase] = []
+            errors_5xx = 0
+            with killing_connections(db_kills) as killed:
+                for queue in queues:
+                    for paced, seconds in ((True, paced_s), (False, unpaced_s)):
+                        if seconds <= 0:
+                            continue
+                        before = cpu_snapshot(server.pid)
+                        tally, _ = run.phase(queue, seconds, paced)
+                        used = cpu_seconds(before, cpu_snapshot(server.pid))
+                        phases.append(report(queue, paced, tally, used))
+                        errors_5xx += sum(n for key, n in tally.errors.items()
+                                          if key.split()[-1].startswith("5"))
+            stored = stored_reviews()
+            for phase in phases:
+                phase.duplicates = run.duplicates()
+            runs.append(phases)
+            duplicates.append(run.duplicates())
+            print(f"  duplicate leases (patch handed to 2+ reviewers): {run.duplicates()}; "
+                  f"patches with 2+ reviews in the database: {decided_twice()}", flush=True)
+            if db_kills > 0:
+                print(f"  fault run: {len(tokens)} reviewers, database connections ended "
+                      f"every {db_kills:g} s ({killed[0]} in all): {run.answered} decisions "
+                      f"answered 201 (warm-up included), {stored} review rows stored, lost "
+                      f"{max(0, run.answered - stored)}, 5xx answers {errors_5xx}, "
+                      f"duplicate leases {run.duplicates()}", flush=True)
+        if runs and runs[0]:
+            summary(runs, duplicates, len(tokens), config)
+        if profile_s > 0:
+            reset_reviews()
+            run = Run(port, tokens)
             for queue in queues:
-                for paced, seconds in ((True, paced_s), (False, unpaced_s)):
-                    if seconds <= 0:
-                        continue
-                    before = cpu_snapshot(server.pid)
-                    tally, wall = run.phase(queue, seconds, paced)
-                    after = cpu_snapshot(server.pid)
-                    report(f"{queue} {'paced 1/s' if paced else 'unpaced'}", tally, wall,
-                           cpu_use(before, after))
-                    errors_5xx += sum(n for key, n in tally.errors.items()
-                                      if key.split()[-1].startswith("5"))
-        stored = stored_reviews()
-        print(f"  duplicate leases (patch handed to 2+ reviewers): {run.duplicates()}; "
-              f"patches with 2+ reviews in the database: {decided_twice()}", flush=True)
-        if db_kills > 0:
-            print(f"  fault run: {REVIEWERS} reviewers, database connections ended every "
-                  f"{db_kills:g} s ({killed[0]} in all): {run.answered} decisions answered "
-                  f"201 (warm-up included), {stored} review rows stored, lost "
-                  f"{max(0, run.answered - stored)}, 5xx answers {errors_5xx}, duplicate "
-                  f"leases {run.duplicates()}", flush=True)
-    return tokens
+                profile_phase(run, server.pid, queue, profile_s)
+
+
+# ---------------------------------------------------------------------------------------
+# Where the server's Python time goes: py-spy over gunicorn while the reviewers work
+
+
+def profile_phase(run: Run, server_pid: int, queue: str, seconds: float) -> None:
+    """Sample gunicorn's workers with py-spy during ``seconds`` of unpaced reviewing and
+    print the functions that hold the most of its (on-CPU) samples."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        raise SystemExit(f"--profile needs py-spy ({spy}): .venv/bin/pip install py-spy, "
+                         "or install the dev extras")
+    out = Path(f"/tmp/review_bench_profile_{queue}.txt")
+    recorder = subprocess.Popen(
+        # --gil: only the thread holding the GIL, i.e. Python at work; on a loaded machine a
+        # thread back from a database wait but not yet on a core would look busy otherwise.
+        [str(spy), "record", "--pid", str(server_pid), "--subprocesses", "--function",
+         "--gil", "--nonblocking", "--format", "raw", "--rate", "250", "--duration",
+         str(max(1, round(seconds))), "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)  # attached before the reviewers start
+    tally, wall = run.phase(queue, seconds, paced=False)
+    _, err = recorder.communicate(timeout=60)
+    if recorder.returncode:
+        raise SystemExit(f"py-spy failed: {err.decode()[-500:]}")
+    print(f"\n-- py-spy, {queue} unpaced for {seconds:g} s: "
+          f"{tally.decisions / wall:.1f} decisions/s; raw stacks in {out}")
+    print_profile(out, tally.decisions)
+
+
+def _frame_name(frame: str) -> str:
+    """'func (path:line)' with the path cut to the package: 'func (django/db/...py:12)'."""
+    for marker in ("site-packages/", f"{ROOT}/"):
+        if marker in frame:
+            head, _, tail = frame.partition(marker)
+            return f"{head.split(' (')[0]} ({tail}"
+    return frame
+
+
+def print_profile(path: Path, decisions: int, top: int = 30) -> None:
+    """Inclusive (and self) samples per function of py-spy's raw (collapsed) stacks."""
+    inclusive: dict[str, int] = {}
+    leaf: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = [_frame_name(f) for f in stack.split(";") if not f.startswith("process ")]
+        total += n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+        if frames:
+            leaf[frames[-1]] = leaf.get(frames[-1], 0) + n
+    print(f"   {total} on-CPU samples ({total / max(1, decisions):.2f} per decision); "
+          "inclusive share, then self share:")
+    for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"   {100 * n / max(1, total):5.1f}%  {frame[:150]}")
+    print("   self:")
+    for frame, n in sorted(leaf.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"   {100 * n / max(1, total):5.1f}%  {frame[:150]}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -809,26 +980,39 @@ def explain(queues: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", help="the bench database's URL (its name must contain "
+                        f"'bench'); default $DATABASE_URL, else {DEFAULT_DB}")
     parser.add_argument("--patches", type=int, default=160_000)
     parser.add_argument("--tiles", type=int, default=2_700_000)
     parser.add_argument("--reuse", action="store_true",
                         help="keep the database if it already holds a project of this size")
+    parser.add_argument("--reviewers", type=int, default=REVIEWERS,
+                        help="concurrent reviewers, each with its own token and connection")
     parser.add_argument("--servers", default="2x4",
                         help="comma-separated gunicorn WORKERSxTHREADS configurations")
     parser.add_argument("--queues", default="disagreement,unreviewed")
     parser.add_argument("--paced-seconds", type=float, default=60)
     parser.add_argument("--unpaced-seconds", type=float, default=30)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of every phase, each from a fresh review state; the "
+                        "summary gives their medians")
     parser.add_argument("--explain", action="store_true",
                         help="profile one next and one submit in-process, with plans")
+    parser.add_argument("--profile", type=float, default=0, metavar="SECONDS",
+                        help="after the runs, sample the server with py-spy for SECONDS of "
+                        "unpaced reviewing per queue and print where its time goes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--db-kills", type=float, default=0,
                         help="a fault run: end the server's database connections this often")
     args = parser.parse_args()
+    if args.database:
+        os.environ["DATABASE_URL"] = args.database
     queues = [q for q in args.queues.split(",") if q]
 
     import django
 
-    print(f"database: {os.environ['DATABASE_URL']}; {os.cpu_count()} CPUs")
+    print(f"database: {os.environ['DATABASE_URL']}; {os.cpu_count()} CPUs; "
+          f"load average {load_average()}")
     db_name()
     wanted = (args.patches, args.tiles, args.patches)
     fresh = not (args.reuse and database_exists())
@@ -855,11 +1039,12 @@ def main() -> None:
     else:
         print(f"reusing the loaded project ({args.patches:,} patches, {args.tiles:,} tiles)")
     sync_queue_scores()
+    ensure_reviewers(args.reviewers)
+    tokens = issue_tokens(args.reviewers)
 
-    tokens = None
     for config in args.servers.split(","):
-        tokens = bench_server(config, queues, args.paced_seconds, args.unpaced_seconds,
-                              tokens, args.db_kills)
+        bench_server(config, queues, args.paced_seconds, args.unpaced_seconds, tokens,
+                     args.db_kills, args.repeat, args.profile)
     if args.explain:
         explain(queues)
 
