@@ -1,20 +1,28 @@
 """Review dashboards: reviewer throughput and agreement, Cohen's kappa, label change matrix.
 
 Computed from the review history with the same consensus rules that set the labels, so the
-numbers always describe what the labels are.
+numbers describe what the labels are (on the reviewers page, as of a moment at most
+:data:`DASHBOARD_MAX_AGE` seconds ago, which the page states).
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import combinations
 
-from django.db.models import Count
+from django.core.cache import cache
+from django.utils import timezone
 
 from annotations.consensus import Outcome, derive, histories, outcome, settled_outcome
-from annotations.models import Patch, PatchStatus, Project, Review, ReviewAction, ReviewSource
+from annotations.counts import Counts, project_counts
+from annotations.models import Patch, Project, Review, ReviewAction, ReviewSource
+from annotations.stats import settled_pairs
+
+DASHBOARD_MAX_AGE = 60  # seconds the reviewer figures may lag while reviews come in
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,51 @@ def _consensus_by_patch(project: Project):
             for pid, original in reviewed}
 
 
-def reviewer_rows(project: Project) -> list[ReviewerRow]:
+@dataclass(frozen=True)
+class Dashboard:
+    rows: list[ReviewerRow]
+    pairs: list[PairKappa]
+    signature: str  # the review state it was computed from (see _signature)
+    computed_at: datetime
+
+
+def _signature(project: Project) -> str:
+    """What the figures depend on, read in constant time from the kept counts: the number of
+    reviews (append-only: each decision adds one), the patches by status, the rule."""
+    counts = project_counts(project)
+    return json.dumps([counts.get("reviews"), sorted(counts.of("status").items()),
+                       project.reviews_required])
+
+
+def reviewer_dashboard(project: Project) -> Dashboard:
+    """The reviewer rows and kappas, computed from the whole review history (O(reviews)) at
+    most once per change of it, and not more often than every
+    :data:`DASHBOARD_MAX_AGE` seconds while reviews come in: between two, the page shows the
+    last figures and says when they were computed."""
+    key = f"reviewer-dashboard:{project.pk}:{project.created_at.timestamp()}"
+    signature = _signature(project)
+    found = cache.get(key)
+    now = timezone.now()
+    if isinstance(found, Dashboard) and (
+            found.signature == signature or (now - found.computed_at).total_seconds()
+            < DASHBOARD_MAX_AGE):
+        return found
     states = _consensus_by_patch(project)
+    dashboard = Dashboard(_reviewer_rows(project, states), _pair_kappas(states), signature, now)
+    cache.set(key, dashboard, timeout=24 * 3600)
+    return dashboard
+
+
+def reviewer_rows(project: Project) -> list[ReviewerRow]:
+    return _reviewer_rows(project, _consensus_by_patch(project))
+
+
+def pair_kappas(project: Project) -> list[PairKappa]:
+    """Cohen's kappa for every pair of reviewers over the patches both decided."""
+    return _pair_kappas(_consensus_by_patch(project))
+
+
+def _reviewer_rows(project: Project, states: dict) -> list[ReviewerRow]:
     hours: dict[str, set] = defaultdict(set)
     spent: dict[str, list[int]] = defaultdict(list)
     counts: Counter = Counter()
@@ -83,10 +134,9 @@ def reviewer_rows(project: Project) -> list[ReviewerRow]:
     return rows
 
 
-def pair_kappas(project: Project) -> list[PairKappa]:
-    """Cohen's kappa for every pair of reviewers over the patches both decided."""
+def _pair_kappas(states: dict) -> list[PairKappa]:
     pairs: dict[tuple[str, str], list[tuple[Outcome, Outcome]]] = defaultdict(list)
-    for state in _consensus_by_patch(project).values():
+    for state in states.values():
         decided = sorted((r.reviewer.get_username(), outcome(r))
                          for r in state.decisions.values())
         for (a, oa), (b, ob) in combinations(decided, 2):
@@ -108,15 +158,14 @@ def cohen_kappa(votes: Sequence[tuple[object, object]]) -> tuple[float | None, f
     return (observed - expected) / (1 - expected), observed
 
 
-def change_matrix(project: Project) -> tuple[list[str], list[list[int]]]:
-    """(class names, rows = original label, columns = reviewed label) over settled patches."""
+def change_matrix(project: Project, counts: Counts | None = None,
+                  ) -> tuple[list[str], list[list[int]]]:
+    """(class names, rows = original label, columns = reviewed label) over settled patches
+    (confirmed or corrected), from the project's kept counts."""
     classes = list(project.classes.order_by("index").values_list("id", "name"))
     position = {cid: i for i, (cid, _) in enumerate(classes)}
     matrix = [[0] * len(classes) for _ in classes]
-    settled = (Patch.objects.filter(project=project, status__in=[PatchStatus.CONFIRMED,
-                                                                  PatchStatus.CORRECTED])
-               .values_list("original_label", "current_label").annotate(n=Count("id")))
-    for original, current, n in settled:
+    for (original, current), n in settled_pairs(project, counts).items():
         if original in position and current in position:
             matrix[position[original]][position[current]] += n
     return [name for _, name in classes], matrix

@@ -19,8 +19,8 @@ from annotations.plots import (
     register_plot,
     stacked_columns,
 )
-from annotations.stats import class_counts
-from annotations.timeline import audit_error_by_day, decisions_by_day
+from annotations.stats import class_counts, decisions_by_day
+from annotations.timeline import audit_error_by_day
 
 ACTION_COLOURS = {"confirm": TEAL, "correct": RED, "unsure": "#f79009", "exclude": MUTED,
                   "adjudicate": PURPLE}

@@ -8,10 +8,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from annotations.access import access_project
-from annotations.dashboards import change_matrix, pair_kappas, reviewer_rows
+from annotations.dashboards import reviewer_dashboard
 from annotations.permissions import Act, allowed_actions
-from annotations.queues import QUEUES, audit_estimate, queue_runs, queue_sizes
+from annotations.queues import QUEUES, queue_runs
 from annotations.reviewing import EXCLUDE_REASONS
+from annotations.stats import queue_sizes
 from inference.queries import active_model_name, active_version, crowd_quality
 
 
@@ -54,13 +55,8 @@ def review_grid(request: HttpRequest, slug: str) -> HttpResponse:
 def reviewers(request: HttpRequest, slug: str) -> HttpResponse:
     """Reviewer dashboard: throughput, agreement with consensus, kappa between pairs."""
     project = access_project(request.user, slug)
+    dashboard = reviewer_dashboard(project)
     return render(request, "annotations/reviewers.html", {
-        "project": project, "rows": reviewer_rows(project), "pairs": pair_kappas(project),
+        "project": project, "rows": dashboard.rows, "pairs": dashboard.pairs,
+        "as_of": dashboard.computed_at,
         "crowd": crowd_quality(project), "can": allowed_actions(request.user, project)})
-
-
-def review_summary(project) -> dict:
-    """Context for templates/annotations/_review_summary.html on the project page."""
-    names, matrix = change_matrix(project)
-    return {"queue_sizes": queue_sizes(project), "audit": audit_estimate(project),
-            "change_names": names, "change_rows": list(zip(names, matrix, strict=True))}

@@ -7,7 +7,6 @@ import mimetypes
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -23,16 +22,25 @@ from annotations.actions import (
     start_import,
     update_class,
 )
+from annotations.counts import Counts, project_counts, slide_patch_counts
+from annotations.dashboards import change_matrix
 from annotations.filters import PatchFilterSet
-from annotations.models import Membership, Patch, Project, Role
+from annotations.models import Membership, Patch, Project, Role, Slide
 from annotations.models.patches import CENTRE_INDEX
 from annotations.panels import panels_context
 from annotations.patch_page import patch_page_context
 from annotations.permissions import Act, allowed_actions, visible_reviews
-from annotations.plots import plots_context
-from annotations.review_views import review_summary
+from annotations.plots import BUILDERS, Plot, build
 from annotations.reviewing import ReviewSettings, update_settings
-from annotations.stats import class_counts, slide_counts, split_counts, status_counts
+from annotations.stats import (
+    audit_estimate,
+    class_counts,
+    patch_count,
+    queue_sizes,
+    slide_counts,
+    split_counts,
+    status_counts,
+)
 from annotations.tilestore import open_tile
 
 PAGE_SIZE = 60
@@ -44,35 +52,59 @@ def project_list(request: HttpRequest) -> HttpResponse:
 
 
 def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """The project's counts, queues, panels and jobs: a fixed number of queries on kept
+    counts and indexes, whatever the number of patches (tests/test_page_queries.py)."""
     project = access_project(request.user, slug)
+    counts = project_counts(project)
     n_slides, top_slides = slide_counts(project)
     jobs = list(project.import_jobs.all()[:10])
     exports = list(project.export_jobs.select_related("created_by")[:10])
     panels = panels_context(project, request.user)
     return render(request, "annotations/project_detail.html", {
-        **review_summary(project),
+        **review_summary(project, counts),
         **panels,
         "project": project,
         "role": project.role_of(request.user),
         "can": allowed_actions(request.user, project),
-        "classes": class_counts(project),
-        "statuses": status_counts(project),
-        "splits": split_counts(project),
+        "classes": class_counts(project, counts),
+        "statuses": status_counts(project, counts),
+        "splits": split_counts(project, counts),
         "n_slides": n_slides,
         "top_slides": top_slides,
         "whole_slides": whole_slides(project),
-        "n_patches": project.patches.count(),
+        "n_patches": patch_count(project, counts),
         "jobs": jobs,
         "export_jobs": exports,
         "jobs_active": any(j.is_live for j in [*jobs, *exports]) or panels["panels_active"],
-        "plots": plots_context(project),
+        "plots": page_plots(project),
     })
 
 
-def whole_slides(project: Project) -> list:
+# Plots whose numbers grow with the review history: the page fetches them after it shows
+# (static/annotations/plots.js, from /p/<slug>/plots/<name>.svg) instead of drawing them.
+LAZY_PLOTS = ("audit_error",)
+
+
+def page_plots(project: Project) -> dict[str, Plot]:
+    """The registered plots drawn into the project page (not the lazy ones)."""
+    found = {name: build(project, name) for name in BUILDERS if name not in LAZY_PLOTS}
+    return {name: plot for name, plot in found.items() if plot is not None}
+
+
+def review_summary(project: Project, counts: Counts) -> dict:
+    """Context for templates/annotations/_review_summary.html on the project page."""
+    names, matrix = change_matrix(project, counts)
+    return {"queue_sizes": queue_sizes(project), "audit": audit_estimate(project, counts),
+            "change_names": names, "change_rows": list(zip(names, matrix, strict=True))}
+
+
+def whole_slides(project: Project) -> list[Slide]:
     """The project's whole slides (few, unlike imported slide ids) with patch counts."""
-    return list(project.slides.exclude(source_file="").annotate(n=Count("patches"))
-                .order_by("name")[:100])
+    slides = list(project.slides.exclude(source_file="").order_by("name")[:100])
+    counts = slide_patch_counts(project, [s.pk for s in slides]) if slides else {}
+    for slide in slides:
+        slide.n = counts.get(slide.pk, 0)  # type: ignore[attr-defined]
+    return slides
 
 
 @require_http_methods(["POST"])

@@ -1,6 +1,7 @@
 """Data model of a review project: who may do what, and the patches under review."""
 
 from .audit import ProjectSettingChange
+from .counts import ProjectCount
 from .exports import ExportJob
 from .jobs import ImportJob, TrackedJob
 from .leases import Lease
@@ -18,6 +19,7 @@ __all__ = [
     "Patch",
     "PatchStatus",
     "Project",
+    "ProjectCount",
     "ProjectSettingChange",
     "Review",
     "ReviewAction",

@@ -9,9 +9,9 @@ from typing import Any
 from django.db.models import Count
 from django.urls import reverse
 
+from annotations.counts import project_counts
 from annotations.models import LabelClass, Patch, Project
 from annotations.panels import register_panel
-from inference.similarity.candidates import unlabelled
 from inference.similarity.models import Candidate, SimilarityJob
 from inference.similarity.prototypes import current as current_prototypes
 from inference.similarity.search import current_index
@@ -49,7 +49,7 @@ def similarity_panel(project: Project, user: Any) -> dict[str, Any]:
     return {
         "similarity_index": current_index(project),
         "similarity_jobs": jobs,
-        "unlabelled_count": unlabelled(project).count(),
+        "unlabelled_count": project_counts(project).get("unlabelled"),  # kept, not counted
         "candidate_classes": [
             {"id": c.pk, "name": c.name, "open": open_candidates.get(c.pk, 0)}
             for c in project.classes.order_by("index")],

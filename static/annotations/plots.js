@@ -1,5 +1,7 @@
 // The project page's plots: PNG download drawn from the inline SVG on a canvas (2x, white
-// background), and the "table" toggle that shows the numbers a plot stands for.
+// background), the "table" toggle that shows the numbers a plot stands for, and the plots
+// the page fetches after it shows (figure[data-plot-src]: their numbers grow with the
+// review history, so the page does not wait for them).
 "use strict";
 
 (() => {
@@ -32,6 +34,23 @@
     };
     image.src = url;
   }
+
+  async function load(figure) {
+    const note = figure.querySelector(".plot-loading");
+    try {
+      const response = await fetch(figure.dataset.plotSrc, {credentials: "same-origin"});
+      if (!response.ok) throw new Error(`${response.status}`);
+      const parsed = new DOMParser().parseFromString(await response.text(), "image/svg+xml");
+      const svg = parsed.documentElement;
+      if (svg.nodeName !== "svg") throw new Error("not an SVG");
+      figure.insertBefore(document.importNode(svg, true), figure.firstChild);
+      note?.remove();
+    } catch (error) {
+      if (note) note.textContent = `${note.textContent.replace(/loading…$/, "")}not available (${error.message}).`;
+    }
+  }
+
+  document.querySelectorAll("figure[data-plot-src]").forEach(load);
 
   document.addEventListener("click", (event) => {
     const button = event.target.closest("button.plot-png, button.plot-table");
