@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import chain
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import pyarrow as pa
+from django.db.models import QuerySet
 
 from annotations.importing.run import Progress, no_progress
 from annotations.importing.spider import batched
-from annotations.models import Project
+from annotations.models import Patch, Project
 
+from .arrow_columns import column
+from .background import WriteBehind
 from .card import SplitInfo, render_card
 from .features import FeatureSpec, arrow_schema, feature_spec
 from .files import prepare_folder, sha256_file, snapshot_id
-from .images import ImageReader
+from .images import ImageReader, Reading
 from .parquet import ROW_GROUP, SHARD_BYTES, ShardWriter
 from .result import ExportResult
 from .rows import ClassList, ExportRow, iter_rows
@@ -29,14 +33,14 @@ IMAGE_COLUMNS = {"image", "context"}
 def image_array(data: list[bytes]) -> pa.StructArray:
     """The struct `datasets.Image` stores: the bytes themselves, no path."""
     return pa.StructArray.from_arrays(
-        [pa.array(data, pa.binary()), pa.nulls(len(data), pa.string())], names=["bytes", "path"])
+        [column(data, pa.binary()), pa.nulls(len(data), pa.string())], names=["bytes", "path"])
 
 
-def build_table(rows: Sequence[ExportRow], centres: list[Future[bytes]],
+def build_table(rows: Sequence[ExportRow], centres: Reading,
                 spec: list[FeatureSpec], schema: pa.Schema, classes: ClassList,
                 reader: ImageReader) -> pa.Table:
     columns: dict[str, list | pa.Array] = {
-        "image": image_array([future.result() for future in centres]),
+        "image": image_array(centres.result()),
         "label": [classes.index(r.current_label) for r in rows],
         "original_label": [classes.index(r.original_label) for r in rows],
         "patch_id": [r.patch_id for r in rows],
@@ -53,17 +57,38 @@ def build_table(rows: Sequence[ExportRow], centres: list[Future[bytes]],
     if any(f.name == "context" for f in spec):
         columns["context"] = image_array(reader.contexts(rows))
     arrays = [columns[f.name] if isinstance(columns[f.name], pa.Array)
-              else pa.array(columns[f.name], schema.field(f.name).type) for f in spec]
+              else column(columns[f.name], schema.field(f.name).type) for f in spec]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def export_hf(project: Project, out: Path, *, export_filter: ExportFilter | None = None,
               context: bool = False, progress: Progress = no_progress,
               shard_bytes: int = SHARD_BYTES, workers: int | None = None) -> ExportResult:
-    """Write ``out`` as a Hub dataset repo: ``data/<split>-*.parquet`` and ``README.md``."""
+    """Write ``out`` as a Hub dataset repo: ``data/<split>-*.parquet`` and ``README.md``.
+
+    All or nothing: whatever stops the export (an unreadable tile, a failed write, a
+    cancelled job) removes what it had written, leaving ``out`` as it was."""
     export_filter = export_filter or ExportFilter()
     patches, splits = exportable(project, export_filter)
+    created = not Path(out).exists()
     out = prepare_folder(out)
+    try:
+        return write_export(project, out, patches, splits, export_filter, context, progress,
+                            shard_bytes, workers)
+    except BaseException:
+        shutil.rmtree(out / "data", ignore_errors=True)
+        (out / "README.md").unlink(missing_ok=True)
+        if created:
+            out.rmdir()
+        raise
+
+
+def write_export(project: Project, out: Path, patches: QuerySet[Patch], splits: dict[str, int],
+                 export_filter: ExportFilter, context: bool, progress: Progress,
+                 shard_bytes: int, workers: int | None) -> ExportResult:
+    """The rows and tables are made on this thread (the database connection is its own);
+    tile reads run one group ahead on the reader's pool, parquet writes behind it on the
+    writer's thread and sha256 behind those on the hasher's, so none waits for another."""
     data = out / "data"
     data.mkdir()
     classes = ClassList.of(project)
@@ -74,26 +99,26 @@ def export_hf(project: Project, out: Path, *, export_filter: ExportFilter | None
     progress(0, total, "patches")
     infos: list[SplitInfo] = []
     files: dict[str, str] = {}
-    with ImageReader(workers) as reader, ThreadPoolExecutor(1) as hasher:
+    with (ImageReader(workers) as reader, WriteBehind() as writer,
+          ThreadPoolExecutor(1, thread_name_prefix="export-hash") as hasher):
         for split in splits:
             shards = ShardWriter(data, split_name(split), schema, IMAGE_COLUMNS, shard_bytes,
                                  hasher)
             written = 0
             try:
                 rows = iter_rows(project, patches.filter(split=split), grid=context)
-                pending: tuple[list[ExportRow], list[Future[bytes]]] | None = None
-                for group in chain(batched(rows, ROW_GROUP), [None]):
-                    # Start reading this group's files, then write the previous group.
-                    reading = (group, reader.centres(group)) if group else None
-                    if pending is not None:
-                        shards.write(build_table(*pending, spec, schema, classes, reader))
-                        stats.add(pending[0])
-                        written += len(pending[0])
-                        done += len(pending[0])
+                with closing(reader.ahead(batched(rows, ROW_GROUP))) as groups:
+                    for group, centres in groups:
+                        table = build_table(group, centres, spec, schema, classes, reader)
+                        writer.submit(shards.write, table)
+                        stats.add(group)
+                        written += len(group)
+                        done += len(group)
                         progress(done, total, "patches")
-                    pending = reading
+                writer.drain()
                 paths = shards.close()
             except BaseException:
+                writer.stop()  # the running write finishes before its files are removed
                 shards.abort()
                 raise
             # Counts come from what was written: reviews going on meanwhile cannot make the

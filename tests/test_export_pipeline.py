@@ -1,0 +1,87 @@
+"""The Hugging Face export's threads: a failed tile read or parquet write, or a stop between
+row groups, ends the export with a clear error and leaves no files; the Arrow columns it
+builds without ``pa.array`` hold what ``pa.array`` would."""
+
+from __future__ import annotations
+
+import errno
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from django.core.files.storage import default_storage
+from django.core.management import CommandError
+
+from annotations.exporting import ExportError, export_hf, hf
+from annotations.exporting.arrow_columns import column
+from annotations.lifecycle import JobCancelled
+from annotations.models import ExportJob, Patch
+from tests.test_export_hf import run_export
+
+
+def test_an_unreadable_tile_fails_the_export_naming_it_and_leaves_nothing(imported_4, tmp_path):
+    # The last patch of the test split, written after the whole train split is on disk.
+    patch = (Patch.objects.filter(project=imported_4, split="test").select_related("centre_tile")
+             .order_by("-id").first())
+    default_storage.delete(patch.centre_tile.file)
+    out = tmp_path / "hf"
+    with pytest.raises(CommandError, match=(
+            f"patch {patch.pk} \\({patch.image_name}\\): cannot read its tile "
+            f"{patch.centre_tile.file}: No such file or directory")):
+        run_export("--project", imported_4.slug, "--out", str(out))
+    assert not out.exists()  # neither the train shards nor the test shard's partial file
+    job = ExportJob.objects.get()
+    assert job.status == ExportJob.Status.FAILED and patch.image_name in job.error
+
+
+def test_a_failed_write_surfaces_in_the_export_naming_the_shard(imported, tmp_path, monkeypatch):
+    """The disk fills up on the writer's thread while rows are still being read: the error
+    reaches the caller at its next row group and every file written is removed."""
+    monkeypatch.setattr(hf, "ROW_GROUP", 2)  # many row groups from the small sample
+    calls = []
+    write_table = pq.ParquetWriter.write_table
+
+    def fill_up(self, table, row_group_size=None):
+        calls.append(table.num_rows)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write_table(self, table, row_group_size=row_group_size)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", fill_up)
+    out = tmp_path / "hf"
+    out.mkdir()  # an empty folder given by the user stays, empty
+    with pytest.raises(ExportError, match=r"writing train shard 0 \(\.train-00000\.parquet"
+                                          r"\.partial\) failed: .*No space left on device"):
+        export_hf(imported, out)
+    assert len(calls) == 3  # the rows queued behind the failed write were not written
+    assert list(out.iterdir()) == []
+
+
+def test_an_export_stopped_between_row_groups_leaves_nothing(imported, tmp_path, monkeypatch):
+    """As when the job is cancelled: the progress call raises after a few row groups."""
+    monkeypatch.setattr(hf, "ROW_GROUP", 2)
+    calls = []
+
+    def cancel(done, total, unit):
+        calls.append(done)
+        if len(calls) == 4:
+            raise JobCancelled
+
+    with pytest.raises(JobCancelled):
+        export_hf(imported, tmp_path / "hf", progress=cancel)
+    assert not (tmp_path / "hf").exists()
+
+
+@pytest.mark.parametrize(("values", "type_"), [
+    ([1, None, 2**40, -3], pa.int64()),
+    ([0, 7, None], pa.int32()),
+    ([0.5, None, 1 / 3, 0.9], pa.float32()),
+    (["a", None, "", "Kaposi\u2019s sarcoma"], pa.string()),
+    ([b"\x89PNG", b"", b"\x00" * 9], pa.binary()),
+    ([None] * 9, pa.string()),
+])
+def test_columns_hold_what_pa_array_holds(values, type_):
+    built = column(values, type_)
+    assert built.type == type_ and built.null_count == values.count(None)
+    assert built.equals(pa.array(values, type_)) and built.to_pylist() == pa.array(
+        values, type_).to_pylist()
