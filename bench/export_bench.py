@@ -1,46 +1,60 @@
-"""Export speed and memory against the floor of writing the same image bytes with pyarrow.
+"""Export speed and memory against writing the very same parquet files with pyarrow directly.
 
-Builds (or reuses) SPIDER folders of N and N/4 records with bench/import_bench.py's builder,
-imports each once with ``import_spider --link`` into a project kept for later runs, then:
-  1. floor: reads every exported centre tile and writes the bytes to one parquet file with
-     pyarrow directly (same row groups and writer options as the export), in this process;
-  2. ``manage.py export_hf`` of the N-record project in a child process, ``--repeat`` times
-     (the command's own export time, excluding Python/Django start-up, and the child's peak
-     RSS via os.wait4), and once for N/4 records to show memory stays flat.
+For each size N (default 4,000 and 40,000 patches) it builds (or reuses) a SPIDER folder with
+bench/import_bench.py's builder, imports it once with ``import_spider --link`` into a project
+kept for later runs, then, ``--repeat`` times, interleaved so both sides see the same load:
+  1. ``manage.py export_hf`` in a child process: the command's own export time (excluding
+     Python/Django start-up) and the child's peak RSS (VmHWM, read in the child itself);
+  2. the floor, in this process: for each shard of that export, read every centre tile file
+     in row order and write it with the same other columns, schema, writer options and row
+     groups with pyarrow directly, single-threaded. The first floor run checks that its files
+     have the export's sha256: both sides write the same columns and bytes. The floor does
+     not hash, query the database or record a job; the export does all three.
 
-Usage: DATABASE_URL=postgres://... python bench/export_bench.py [--patches 20000] [--repeat 3]
+Usage: DATABASE_URL=postgres://... python bench/export_bench.py [--sizes 4000 40000]
+           [--repeat 3 1]   (repeats per size; the last one applies to the sizes after it)
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.import_bench import ROOT, build  # the same folder builder as the import bench
+from bench.import_bench import PEAK_WRAPPER, ROOT, build  # the import bench's builder
 
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
+PEAKED = [sys.executable, "-c", PEAK_WRAPPER, str(ROOT / "manage.py")]
 
 
-def child(cmd: list[str]) -> tuple[float, str, int]:
-    """(seconds, stdout, peak RSS in MiB) of one child process."""
+def load() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def child(cmd: list[str]) -> tuple[float, str, int | None]:
+    """(wall seconds, stdout, peak RSS in MiB if the child reported it) of one child."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out_file:
         process = subprocess.Popen(cmd, stdout=out_file, stderr=subprocess.PIPE, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
+        errors = process.stderr.read().decode() if process.stderr else ""
+        process.wait()
         seconds = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status):
-            raise RuntimeError(f"{cmd[2]} failed: {process.stderr.read().decode()[-2000:]}")
+        if process.returncode:
+            raise RuntimeError(f"{' '.join(cmd[-6:])} failed: {errors[-2000:]}")
+        peaks = re.findall(r"^VmHWM (\d+)$", errors, re.M)
         out_file.seek(0)
-        return seconds, out_file.read().decode(), usage.ru_maxrss // 1024
+        return seconds, out_file.read().decode(), int(peaks[-1]) // 1024 if peaks else None
 
 
 def ensure_project(folder: Path, records: int) -> str:
@@ -57,84 +71,133 @@ def ensure_project(folder: Path, records: int) -> str:
     return slug
 
 
-def centre_files(slug: str) -> list[str]:
-    """The exported centre tiles' files (linked imports: absolute paths), in export order."""
-    from annotations.exporting.selection import SPLIT_ORDER
-    from annotations.models import Patch, PatchStatus
-
-    patches = Patch.objects.filter(project__slug=slug).exclude(status=PatchStatus.EXCLUDED)
-    return [path for split in SPLIT_ORDER for path in patches.filter(split=split)
-            .order_by("id").values_list("centre_tile__file", flat=True)]
+@dataclass
+class Run:
+    seconds: float  # the command's own export time
+    wall: float  # with process start-up
+    peak_mib: int
+    result: dict
 
 
-def pyarrow_floor(files: list[str], target: Path) -> float:
-    """Seconds to read ``files`` and write their bytes as an image column with pyarrow."""
+def export(slug: str, out: Path) -> Run:
+    """One ``manage.py export_hf`` into ``out`` (which the caller removes)."""
+    wall, stdout, peak = child([*PEAKED, "export_hf", "--project", slug, "--out", str(out),
+                                "--json"])
+    result = json.loads(stdout)
+    assert peak is not None, "the child did not report its peak RSS"
+    return Run(result["seconds"], wall, peak, result)
+
+
+@dataclass
+class Shard:
+    name: str
+    sha256: str
+    schema: object  # pa.Schema, with the export's metadata
+    groups: list[tuple[list[str], object]]  # (centre tile files, the other columns: pa.Table)
+
+
+def floor_input(out: Path, files: dict[str, str]) -> list[Shard]:
+    """What the floor writes: per shard of the export in ``out``, its row groups' centre tile
+    files (in row order) and their other columns, held in memory."""
+    import pyarrow.parquet as pq
+
+    from annotations.models import Patch
+
+    shards = []
+    for name, sha in files.items():
+        if not name.endswith(".parquet"):
+            continue
+        parquet = pq.ParquetFile(out / name)
+        groups = []
+        for i in range(parquet.num_row_groups):
+            rest = parquet.read_row_group(i, columns=[f for f in parquet.schema_arrow.names
+                                                      if f != "image"])
+            ids = rest.column("patch_id").to_pylist()
+            where = dict(Patch.objects.filter(pk__in=ids)
+                         .values_list("pk", "centre_tile__file"))
+            groups.append(([where[pk] for pk in ids], rest))
+        shards.append(Shard(name, sha, parquet.schema_arrow, groups))
+    return shards
+
+
+def pyarrow_floor(shards: list[Shard], target: Path, check: bool = False) -> float:
+    """Seconds to read every centre tile and write the export's files with pyarrow."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from annotations.exporting.hf import image_array
-    from annotations.exporting.parquet import ROW_GROUP, writer_options
+    from annotations.exporting.hf import IMAGE_COLUMNS
+    from annotations.exporting.parquet import writer_options
 
-    schema = pa.schema([("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())]))])
     start = time.perf_counter()
-    with pq.ParquetWriter(target, schema, **writer_options(schema, {"image"})) as writer:
-        for i in range(0, len(files), ROW_GROUP):
-            data = [Path(f).read_bytes() for f in files[i:i + ROW_GROUP]]
-            writer.write_table(pa.table({"image": image_array(data)}, schema=schema))
-    seconds = time.perf_counter() - start
-    target.unlink()
-    return seconds
+    for shard in shards:
+        schema = shard.schema
+        with pq.ParquetWriter(target, schema, **writer_options(schema, IMAGE_COLUMNS)) as out:
+            for files, rest in shard.groups:
+                data = [Path(f).read_bytes() for f in files]
+                image = pa.StructArray.from_arrays(
+                    [pa.array(data, pa.binary()), pa.nulls(len(data), pa.string())],
+                    names=["bytes", "path"])
+                table = pa.Table.from_arrays([image, *rest.columns], schema=schema)
+                out.write_table(table, row_group_size=len(files))
+        if check:
+            with open(target, "rb") as handle:
+                sha = hashlib.file_digest(handle, "sha256").hexdigest()
+            assert sha == shard.sha256, f"the floor's {shard.name} differs from the export's"
+        target.unlink()
+    return time.perf_counter() - start
 
 
-def export(slug: str, workdir: Path) -> tuple[float, float, int, dict]:
-    """(export seconds, wall seconds, peak RSS MiB, result) of one export_hf run."""
+def measure(slug: str, workdir: Path, repeat: int) -> None:
     out = workdir / f"out-{slug}"
     shutil.rmtree(out, ignore_errors=True)
-    wall, stdout, peak = child([*MANAGE, "export_hf", "--project", slug, "--out", str(out),
-                                "--json"])
-    result = json.loads(stdout)
+    first = export(slug, out)  # warms the page cache and the database for both sides
+    n = first.result["rows"]
+    shards = floor_input(out, first.result["files"])
+    tiles = sum(os.path.getsize(f) for s in shards for files, _ in s.groups for f in files)
+    size = sum((out / s.name).stat().st_size for s in shards)
     shutil.rmtree(out)
-    return result["seconds"], wall, peak, result
+    pyarrow_floor(shards, workdir / "floor.parquet", check=True)
+    print(f"{slug}: {n} patches, {tiles / 2**20:.0f} MiB of centre PNGs, "
+          f"{size / 2**20:.0f} MiB of parquet in {len(shards)} shard(s); the floor's files "
+          "have the export's sha256", flush=True)
+    floors, runs, loads = [], [], []
+    for _ in range(repeat):
+        loads.append(load())
+        floors.append(pyarrow_floor(shards, workdir / "floor.parquet"))
+        runs.append(export(slug, out))
+        shutil.rmtree(out)
+        assert runs[-1].result["files"] == first.result["files"], "exports differ"
+    floor_s = statistics.median(floors)
+    export_s = statistics.median(r.seconds for r in runs)
+    wall_s = statistics.median(r.wall for r in runs)
+    ratios = ", ".join(f"{f / r.seconds:.0%}" for f, r in zip(floors, runs, strict=True))
+    print(f"  pyarrow directly : {n / floor_s:8.0f} patches/s (read + write, median of {repeat})")
+    print(f"  export_hf        : {n / export_s:8.0f} patches/s (the export itself; "
+          f"{n / wall_s:.0f}/s with process start-up), median of {repeat}")
+    print(f"  export / pyarrow = {floor_s / export_s:.0%} (goal >= 70%; each pair: {ratios})")
+    print(f"  peak RSS of the export process: {max(r.peak_mib for r in runs)} MiB")
+    print(f"  load average at each pair: {', '.join(loads)}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--patches", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4_000, 40_000])
+    parser.add_argument("--repeat", type=int, nargs="+", default=[3, 1])
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spider_web.settings")
     import django
 
     django.setup()
     subprocess.run([*MANAGE, "migrate", "-v", "0"], check=True, cwd=ROOT)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="spider-export-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    small_n, large_n = args.patches // 4, args.patches
-    small = ensure_project(workdir / f"n{small_n}", small_n)
-    large = ensure_project(workdir / f"n{large_n}", large_n)
-
-    files = centre_files(large)
-    print(f"database: {os.environ.get('DATABASE_URL', 'sqlite (default)')}")
-    print(f"{len(files)} patches, {sum(os.path.getsize(f) for f in files) / 2**20:.0f} MiB "
-          "of centre PNGs")
-    pyarrow_floor(files, workdir / "floor.parquet")  # warm the page cache for both sides
-    floor = statistics.median(pyarrow_floor(files, workdir / "floor.parquet")
-                              for _ in range(args.repeat))
-    runs = [export(large, workdir) for _ in range(args.repeat)]
-    assert runs[0][3]["rows"] == len(files), runs[0][3]["rows"]
-    export_s = statistics.median(r[0] for r in runs)
-    wall_s = statistics.median(r[1] for r in runs)
-    _, _, peak_small, _ = export(small, workdir)
-    peak_large = max(r[2] for r in runs)
-    n = len(files)
-    print(f"pyarrow directly : {n / floor:8.0f} patches/s (read + write, median of "
-          f"{args.repeat})")
-    print(f"export_hf        : {n / export_s:8.0f} patches/s (export itself; "
-          f"{n / wall_s:.0f}/s with process start-up), median of {args.repeat}")
-    print(f"export / pyarrow = {floor / export_s:.0%}  (goal >= 70%)")
-    print(f"peak RSS of the export process: {peak_small} MiB at {small_n} patches, "
-          f"{peak_large} MiB at {large_n} patches")
+    print(f"database: {os.environ.get('DATABASE_URL', 'sqlite (default)')}, "
+          f"{os.cpu_count()} CPUs")
+    slugs = [ensure_project(workdir / f"n{n}", n) for n in args.sizes]
+    for i, slug in enumerate(slugs):
+        measure(slug, workdir, args.repeat[min(i, len(args.repeat) - 1)])
 
 
 if __name__ == "__main__":
