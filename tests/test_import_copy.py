@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from annotations.importing import ImportReport
 from annotations.importing import rows as rows_module
 from annotations.importing import writer as writer_module
 from annotations.models import LabelClass, Patch, Project, Slide, Tile, TileName
@@ -66,6 +68,7 @@ def test_copy_rows_equal_the_orm_rows(db, sample_spider, settings, monkeypatch, 
     monkeypatch.setattr(writer_module, "rows_for", rows_module.OrmRows)
     by_orm = run(sample_spider, "by-orm", *options)
     assert by_copy == by_orm
+    assert list(by_copy) == [f.name for f in fields(ImportReport)]  # the report in full
     assert by_copy["patches_created"] == len(metadata(sample_spider)) > 3
     assert snapshot("by-copy") == snapshot("by-orm")
     for slug in ("by-copy", "by-orm"):  # each patch names the run that made it

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .errors import SourceError
 from .records import BadRecord, SpiderRecord, parse_spider_record
@@ -106,12 +107,22 @@ def write_batch(writer: ProjectWriter, prepared: PreparedBatch,
             report.skip(record.index, *unusable)
             continue
         if None in grid:
-            report.note(record.index, record.image_name,
-                        f"context missing at {', '.join(record.missing)}: shown blank")
+            report.note(record.index, record.image_name, missing_note(record))
         rows.append(PatchRow(slides[record.slide], record.split, record.image_name,
                              grid,  # type: ignore[arg-type]  # first_unusable: no reasons
                              writer.label_id(record.label)))
     writer.add_patch_rows(rows)
+
+
+@lru_cache(maxsize=1024)
+def _missing_note(missing: tuple[str, ...]) -> str:
+    return f"context missing at {', '.join(missing)}: shown blank"
+
+
+def missing_note(record: SpiderRecord) -> str:
+    """The note for a record lacking context; one string per pattern (edge patches share a
+    few), not one per record."""
+    return _missing_note(tuple(record.missing))
 
 
 def first_unusable(record: SpiderRecord, grid: list[int | str | None]

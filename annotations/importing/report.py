@@ -1,17 +1,18 @@
 """What an import did, in the shape ``--json`` prints."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+# slots: a SPIDER-size import notes ~1 in 3 of 160k records (edge patches lack context)
+@dataclass(frozen=True, slots=True)
 class SkippedRecord:
     index: int | None
     file: str
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordNote:
     index: int | None
     file: str
@@ -37,7 +38,16 @@ class ImportReport:
         self.notes.append(RecordNote(index, file, note))
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """What ``dataclasses.asdict`` gives, built directly: its deep copy of every note
+        costs seconds at 160k records."""
+        return {"records": self.records, "patches_created": self.patches_created,
+                "patches_existing": self.patches_existing, "tiles_created": self.tiles_created,
+                "tiles_reused": self.tiles_reused, "classes": list(self.classes),
+                "slides": self.slides,
+                "skipped": [{"index": s.index, "file": s.file, "reason": s.reason}
+                            for s in self.skipped],
+                "notes": [{"index": n.index, "file": n.file, "note": n.note}
+                          for n in self.notes]}
 
     def summary_line(self) -> str:
         if self.patches_created == 0 and self.records and not self.skipped:
