@@ -2,8 +2,22 @@
 
 import django_filters
 from django import forms
+from django.db.models import Max, Min, QuerySet
 
-from annotations.models import LabelClass, Patch, PatchStatus, Slide, Split
+from annotations.models import LabelClass, Patch, PatchStatus, Project, Slide, Split
+
+
+def within_project_ids(patches: QuerySet[Patch], project: Project) -> QuerySet[Patch]:
+    """``patches`` bounded by the project's first and last patch id (one query on the
+    (project, id) index, first). An id-ordered page may be read by walking the primary key,
+    and the planner does not know that a project's ids are one run: without the bounds, the
+    first page of a project imported after another walks all of that other project's rows
+    first, and the last page those of the projects after it. The bounds are constants, not
+    subqueries, so that the planner estimates the rows they keep from its statistics."""
+    bounds = Patch.objects.filter(project=project).aggregate(low=Min("id"), high=Max("id"))
+    if bounds["low"] is None:
+        return patches
+    return patches.filter(id__gte=bounds["low"], id__lte=bounds["high"])
 
 
 class PatchFilterSet(django_filters.FilterSet):

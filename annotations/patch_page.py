@@ -9,7 +9,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
-from annotations.filters import PatchFilterSet
+from annotations.filters import PatchFilterSet, within_project_ids
 from annotations.models import Patch, Project
 from annotations.permissions import Act, can
 from annotations.reviewing import EXCLUDE_REASONS
@@ -32,7 +32,7 @@ def neighbours(request: HttpRequest, project: Project, patch: Patch) -> tuple[in
     """(previous, next) patch ids in the browser's order (by id) under the same filter."""
     filterset = PatchFilterSet(request.GET, queryset=Patch.objects.filter(project=project),
                                project=project)
-    patches = filterset.qs
+    patches = within_project_ids(filterset.qs, project)
     before = (patches.filter(id__lt=patch.pk).order_by("-id")
               .values_list("id", flat=True).first())
     after = patches.filter(id__gt=patch.pk).order_by("id").values_list("id", flat=True).first()

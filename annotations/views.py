@@ -24,7 +24,7 @@ from annotations.actions import (
 )
 from annotations.counts import Counts, project_counts, slide_patch_counts
 from annotations.dashboards import change_matrix
-from annotations.filters import PatchFilterSet
+from annotations.filters import PatchFilterSet, within_project_ids
 from annotations.models import Membership, Patch, Project, Role, Slide
 from annotations.models.patches import CENTRE_INDEX
 from annotations.panels import panels_context
@@ -131,7 +131,8 @@ def patch_list(request: HttpRequest, slug: str) -> HttpResponse:
     project = access_project(request.user, slug)
     filterset = PatchFilterSet(request.GET, queryset=Patch.objects.filter(project=project),
                                project=project)
-    patches = filterset.qs.select_related("current_label", "original_label", "slide")
+    patches = within_project_ids(filterset.qs, project).select_related(
+        "current_label", "original_label", "slide")
     after = request.GET.get("after", "")
     if after.isdigit():
         patches = patches.filter(id__gt=int(after))

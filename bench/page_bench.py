@@ -265,6 +265,51 @@ def report(sizes: list[int], runs: list[dict[str, dict[int, Figures]]],
     print(f"load average (1, 5, 15 min) before each run and after the last: {'; '.join(loads)}")
 
 
+def write_cost(patches: int, repeats: int) -> None:
+    """What the count triggers add to writes, triggers on vs off (session_replication_role)
+    alternating statement by statement, all rolled back: a decision's patch update (one
+    row, status and label change) and a bulk insert of 20,000 patches (an import batch)."""
+    from django.db import connection, transaction
+
+    from annotations.models import Patch, Project
+
+    project = Project.objects.get(slug=slug_of(patches))
+    ids = list(Patch.objects.filter(project=project, status="unreviewed").order_by("id")
+               .values_list("id", "original_label_id")[:repeats])
+    other = project.classes.order_by("index").values_list("id", flat=True)[1]
+    single: dict[str, list[float]] = {"origin": [], "replica": []}
+    bulk: dict[str, list[float]] = {"origin": [], "replica": []}
+    with transaction.atomic(), connection.cursor() as cur:
+        for i, (pid, label) in enumerate(ids):
+            mode = ("origin", "replica")[i % 2]
+            cur.execute(f"SET LOCAL session_replication_role = {mode}")
+            started = time.perf_counter()
+            cur.execute("UPDATE annotations_patch SET status = 'corrected', current_label_id = %s,"
+                        " version = version + 1, decisions = 1 WHERE id = %s",
+                        [other if other != label else label, pid])
+            single[mode].append((time.perf_counter() - started) * 1e6)
+        for i in range(4):
+            mode = ("origin", "replica")[i % 2]
+            cur.execute(f"SET LOCAL session_replication_role = {mode}")
+            started = time.perf_counter()
+            cur.execute(
+                "INSERT INTO annotations_patch (project_id, slide_id, split, image_name,"
+                " centre_tile_id, grid, missing_context, original_label_id, current_label_id,"
+                " status, version, decisions, leases_held, created_at) SELECT project_id,"
+                " slide_id, split, image_name || %s, centre_tile_id, grid, missing_context,"
+                " original_label_id, current_label_id, status, 1, 0, 0, now()"
+                " FROM annotations_patch WHERE project_id = %s ORDER BY id LIMIT 20000",
+                [f".copy{i}", project.pk])
+            bulk[mode].append((time.perf_counter() - started) * 1000)
+        transaction.set_rollback(True)
+    on, off = (statistics.median(single[m]) for m in ("origin", "replica"))
+    print(f"\nwrites on {project.slug} (load average {load_average()}): a decision's patch "
+          f"update {on:.0f} us with the count triggers, {off:.0f} us without "
+          f"(+{on - off:.0f} us, medians of {len(ids) // 2}); 20,000 patches inserted in one "
+          f"statement {statistics.median(bulk['origin']):.0f} ms with, "
+          f"{statistics.median(bulk['replica']):.0f} ms without (medians of 2)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reuse", action="store_true",
@@ -277,6 +322,8 @@ def main() -> None:
                         help="share of each project's patches already decided")
     parser.add_argument("--pages", default="", help="comma-separated page names (default all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write-cost", action="store_true",
+                        help="also time what the count triggers add to writes (rolled back)")
     args = parser.parse_args()
     review_bench.db_name()  # refuses a database whose name lacks "bench"
     import django
@@ -315,6 +362,8 @@ def main() -> None:
         runs.append(measure(sizes, args.requests, names))
     loads.append(load_average())
     report(sizes, runs, loads)
+    if args.write_cost:
+        write_cost(args.large, 400)
 
 
 if __name__ == "__main__":
