@@ -1,14 +1,14 @@
 """Querysets compiled to SQL once per shape, then run again with new values.
 
-Why: on the review API's hot path Django spends more CPU building and compiling the queue's
-queryset (its score join, the eligibility subqueries, the lease columns) than PostgreSQL
-spends running it: a profile under load put ~55% of the server's Python time there. The
-shape repeats from call to call; only the reviewer and the clock change. So the queryset
-is built once with marker values in their place, compiled, and later runs put the real
-values in the marker parameters' positions.
+Why: on the review API's hot path Django spends more CPU building and compiling querysets
+(the queue's score join and eligibility subqueries, a model version with its space) than
+PostgreSQL spends running them: a profile under load put ~55% of the server's Python time
+there. The shapes repeat from call to call; only a few values change (the reviewer, the
+clock, the project). So a queryset is built once with marker values in their places,
+compiled, and later runs put the real values in the marker parameters' positions.
 
-The caller's key must hold everything else the SQL depends on (project, settings, model
-version, filters, limit). A statement whose markers do not all come out as parameters (an
+The caller's key must hold everything else the SQL depends on (settings, model version,
+filters, limit). A statement whose markers do not all come out as parameters (an
 expression that inlines its value) is not kept: the caller runs it the ordinary way.
 """
 
@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
-# Values no row or clock can hold: a negative id, a microsecond in 1901.
+M = TypeVar("M", bound=Model)
+
+# Values no row or clock holds: negative ids, a microsecond in 1901.
 MARKERS: dict[str, Any] = {
     "user": -7_340_031_337,
+    "project": -7_340_031_338,
+    "patch": -7_340_031_339,
     "now": datetime(1901, 2, 3, 4, 5, 6, 789_012, tzinfo=UTC),
 }
 KEEP = 256  # statements kept per process (a queue x filters x count each)
@@ -55,22 +59,43 @@ _kept: OrderedDict[Hashable, Statement | None] = OrderedDict()
 _lock = threading.Lock()
 
 
-def compile_once(key: Hashable, build: Callable[..., QuerySet[Any]]) -> Statement | None:
-    """The statement of ``build(**MARKERS)`` (a values_list queryset of plain columns),
-    compiled on the first call for ``key``; None if it cannot be reused that way."""
+def compile_once(key: Hashable, build: Callable[..., QuerySet[Any, Any]],
+                 uses: Collection[str] = ("user", "now")) -> Statement | None:
+    """The statement of ``build(**markers)`` (a values_list queryset, markers named by
+    ``uses``), compiled on the first call for ``key``; None if it cannot be reused so."""
     with _lock:
         if key in _kept:
             _kept.move_to_end(key)
             return _kept[key]
-    queryset = build(**MARKERS)
+    queryset = build(**{name: MARKERS[name] for name in uses})
     sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
-    slots = tuple((i, name) for i, value in enumerate(params)
-                  for name, marker in MARKERS.items()
-                  if type(value) is type(marker) and value == marker)
+    slots = tuple((i, name) for i, value in enumerate(params) for name in uses
+                  if type(value) is type(MARKERS[name]) and value == MARKERS[name])
     found = {name for _, name in slots}
-    statement = Statement(sql, tuple(params), slots) if found == set(MARKERS) else None
+    statement = Statement(sql, tuple(params), slots) if found == set(uses) else None
     with _lock:
         _kept[key] = statement
         while len(_kept) > KEEP:
             _kept.popitem(last=False)
     return statement
+
+
+def columns(model: type[Model], prefix: str = "") -> list[str]:
+    """values_list() names of ``model``'s columns, behind ``prefix`` (a relation path such
+    as ``"space__"`` for a related row selected in the same statement)."""
+    return [prefix + field.attname for field in model._meta.concrete_fields]
+
+
+def instance(model: type[M], values: Sequence[Any]) -> M:
+    """``model`` from one row of its :func:`columns`, as the ORM builds it (each field's
+    database converters applied: JSON parsed, for one)."""
+    fields = model._meta.concrete_fields
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        column = field.get_col(model._meta.db_table)
+        # What SQLCompiler.get_converters() applies to a selected column.
+        for convert in (*connection.ops.get_db_converters(column),
+                        *column.get_db_converters(connection)):
+            value = convert(value, column, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [field.attname for field in fields], converted)

@@ -187,6 +187,18 @@ def _eligible(patches: QuerySet[Patch], project: Project, user_id: int, name: st
                           decisions__lt=project.reviews_required - F("held"))
 
 
+def _held(project: Project, user: User, name: str, now: datetime) -> list[int]:
+    """Patches ``user`` holds live leases on from queue ``name``, by id (one statement per
+    project and queue, compiled once: :mod:`annotations.prepared`)."""
+    def build(user: int, now: datetime) -> QuerySet[Lease, tuple[int]]:
+        return Lease.objects.filter(patch__project=project, reviewer_id=user, queue=name,
+                                    skipped=False, expires_at__gt=now).values_list("patch_id")
+
+    statement = compile_once(("held leases", project.pk, name), build)
+    rows = build(user.pk, now) if statement is None else statement.rows(user=user.pk, now=now)
+    return sorted(row[0] for row in rows)
+
+
 def _take(project: Project, user: User, name: str, filters: QueueFilters, now: datetime,
           wanted: int) -> list[int]:
     """Lock up to ``wanted`` patches of queue ``name`` that ``user`` may be given now, in
@@ -236,9 +248,7 @@ def lease_next(project: Project, user: User, name: str, count: int = 1,
     with transaction.atomic():
         # Lock order everywhere: patch rows (by id), then leases, as reviewing.submit does;
         # a decision arriving while the page prefetches must not deadlock with it.
-        held_patches = sorted(Lease.objects.filter(
-            patch__project=project, reviewer=user, queue=name, skipped=False,
-            expires_at__gt=now).values_list("patch_id", flat=True))
+        held_patches = _held(project, user, name, now)
         list(Patch.objects.select_for_update(of=("self",)).filter(pk__in=held_patches)
              .order_by("id").values_list("id", flat=True))
         matching = set(queue_queryset(project, name, filters).filter(pk__in=held_patches)

@@ -9,11 +9,11 @@ reviewer's lease. A decision made on an older version than the patch's is refuse
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F, Q, Value
+from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Greatest
 
 from annotations.consensus import decisions_in_force, derive, histories
@@ -29,6 +29,7 @@ from annotations.models import (
 )
 from annotations.models.projects import percent
 from annotations.permissions import Act, require, role_allows
+from annotations.prepared import columns, compile_once, instance
 from annotations.queues import end_lease
 from annotations.signals import review_state_changed
 
@@ -94,8 +95,7 @@ def submit(project: Project, user: User, patch_id: int, decision: Decision) -> P
     role = project.role_of(user)
     _check(project, user, role, decision)
     with transaction.atomic():
-        patch = (Patch.objects.select_for_update(of=("self",))
-                 .filter(project=project, pk=patch_id).first())
+        patch = _lock(project, patch_id)
         if patch is None:
             raise ValidationError(f"no patch {patch_id} in project {project.slug}")
         if decision.patch_version != patch.version:
@@ -143,6 +143,21 @@ def submit(project: Project, user: User, patch_id: int, decision: Decision) -> P
         released = end_lease(patch, user) if action != ReviewAction.COMMENT else 0
         _rederive(patch, project, history, released)
     return patch
+
+
+def _lock(project: Project, patch_id: int) -> Patch | None:
+    """Patch ``patch_id`` of ``project``, its row locked until the transaction ends (by a
+    statement compiled once: every decision runs it, see :mod:`annotations.prepared`)."""
+    def build(project: int, patch: int) -> QuerySet[Patch, tuple[Any, ...]]:
+        return (Patch.objects.select_for_update(of=("self",))
+                .filter(project_id=project, pk=patch).values_list(*columns(Patch)))
+
+    statement = compile_once("lock a patch to decide", build, uses=("project", "patch"))
+    if statement is None:
+        return Patch.objects.select_for_update(of=("self",)).filter(
+            project=project, pk=patch_id).first()
+    rows = statement.rows(project=project.pk, patch=patch_id)
+    return instance(Patch, rows[0]) if rows else None
 
 
 def _has_decision_to_undo(history: list[Review], user: User) -> bool:

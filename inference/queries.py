@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from django.db.models import F, FilteredRelation, Q, QuerySet
 
 from annotations.models import Patch, Project
-from inference.models import ModelVersion, Prediction
+from annotations.prepared import columns, compile_once, instance
+from inference.models import EmbeddingSpace, ModelVersion, Prediction
 
 if TYPE_CHECKING:
     from typing import Any, TypedDict
@@ -55,10 +56,31 @@ def active_version(project: Project) -> ModelVersion | None:
     memo = _remembered.get()
     if memo is not None and project.pk in memo:
         return memo[project.pk]
-    version = (ModelVersion.objects.select_related("space")
-               .filter(project=project, is_active=True).first())
+    version = _active_version(project.pk)
     if memo is not None:
         memo[project.pk] = version
+    return version
+
+
+_VERSION_COLUMNS = len(columns(ModelVersion))
+
+
+def _active_version(project_id: int) -> ModelVersion | None:
+    """The project's active version with its space, by a statement compiled once (the
+    review API asks on every call; see :mod:`annotations.prepared`)."""
+    def build(project: int) -> QuerySet[ModelVersion, tuple[Any, ...]]:
+        return (ModelVersion.objects.filter(project_id=project, is_active=True)
+                .values_list(*columns(ModelVersion), *columns(EmbeddingSpace, "space__"))[:1])
+
+    statement = compile_once("active_version", build, uses=("project",))
+    if statement is None:
+        return (ModelVersion.objects.select_related("space")
+                .filter(project_id=project_id, is_active=True).first())
+    rows = statement.rows(project=project_id)
+    if not rows:
+        return None
+    version = instance(ModelVersion, rows[0][:_VERSION_COLUMNS])
+    version.space = instance(EmbeddingSpace, rows[0][_VERSION_COLUMNS:])
     return version
 
 
