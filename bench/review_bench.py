@@ -484,20 +484,56 @@ def bench_backends() -> set[int]:
             "AND pid <> pg_backend_pid()")}
 
 
+class BackendMeter:
+    """CPU seconds of the PostgreSQL backends serving the bench database while the block
+    runs. Backends come and go (CONN_MAX_AGE ends a connection after a minute and the
+    server opens another), so they are sampled every half second and each counts from when
+    it was first seen (from 0 if it connected meanwhile) to when it was last seen."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.every = every
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self, initial: bool = False) -> None:
+        backends = bench_backends()
+        for pid, _, _, cpu in _proc_stats():
+            if pid in backends:
+                self.first.setdefault(pid, cpu if initial else 0.0)
+                self.last[pid] = cpu
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            self._sample()
+
+    def __enter__(self) -> BackendMeter:
+        self._sample(initial=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
+
+
 def cpu_snapshot(server_pid: int) -> dict[str, object]:
-    """CPU seconds so far: per process of gunicorn, of the PostgreSQL backends serving the
-    bench database and of any pytest run beside the bench (it shares the cores and skews
-    latency), of this process and of the whole machine."""
+    """CPU seconds so far: per process of gunicorn and of any pytest run beside the bench
+    (it shares the cores and skews latency), of this process and of the whole machine."""
     with open("/proc/stat") as f:
         values = [int(v) for v in f.readline().split()[1:]]
     idle = values[3] + values[4]
-    backends = bench_backends()
     procs = _proc_stats()
     return {
         "wall": time.monotonic(),
         "busy": (sum(values) - idle) / TICK,
         "gunicorn": {pid: c for pid, ppid, _, c in procs if server_pid in (pid, ppid)},
-        "postgres": {pid: c for pid, _, _, c in procs if pid in backends},
         "tests": {pid: c for pid, _, cmd, c in procs if "pytest" in cmd},
         "loadgen": sum(os.times()[:2]),
     }
@@ -506,20 +542,19 @@ def cpu_snapshot(server_pid: int) -> dict[str, object]:
 CPU_PARTS = ("busy", "gunicorn", "postgres", "tests", "loadgen")
 
 
-def cpu_seconds(before: dict[str, object], after: dict[str, object]) -> dict[str, float]:
-    """CPU seconds per component over an interval, and its wall seconds ("wall").
-
-    Per process, so one that exits meanwhile does not count negative; a backend that
-    connected meanwhile counts from its start (CONN_MAX_AGE keeps the server's connections
-    for the whole phase, so that is the first phase's warm-up only).
-    """
+def cpu_seconds(before: dict[str, object], after: dict[str, object],
+                postgres: float) -> dict[str, float]:
+    """CPU seconds per component over an interval (``postgres``: a BackendMeter's), and its
+    wall seconds ("wall"). Per process, so one that exits meanwhile does not count
+    negative."""
     def delta(key: str) -> float:
         old, new = before[key], after[key]
         if isinstance(new, dict):
             return sum(c - old.get(pid, 0.0) for pid, c in new.items())
         return new - old
 
-    return {"wall": after["wall"] - before["wall"], **{key: delta(key) for key in CPU_PARTS}}
+    return {"wall": after["wall"] - before["wall"], "postgres": postgres,
+            **{key: delta(key) for key in CPU_PARTS if key != "postgres"}}
 
 
 def cpu_use(used: dict[str, float]) -> str:
@@ -817,9 +852,11 @@ def bench_server(config: str, queues: list[str], paced_s: float, unpaced_s: floa
                     for paced, seconds in ((True, paced_s), (False, unpaced_s)):
                         if seconds <= 0:
                             continue
-                        before = cpu_snapshot(server.pid)
-                        tally, _ = run.phase(queue, seconds, paced)
-                        used = cpu_seconds(before, cpu_snapshot(server.pid))
+                        with BackendMeter() as postgres:
+                            before = cpu_snapshot(server.pid)
+                            tally, _ = run.phase(queue, seconds, paced)
+                            after = cpu_snapshot(server.pid)
+                        used = cpu_seconds(before, after, postgres.seconds)
                         phases.append(report(queue, paced, tally, used))
                         errors_5xx += sum(n for key, n in tally.errors.items()
                                           if key.split()[-1].startswith("5"))
