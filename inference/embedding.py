@@ -8,8 +8,9 @@ or not at all: the cache never holds a gap or a duplicate.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from django.conf import settings
@@ -22,6 +23,8 @@ from annotations.models.patches import GRID_SIZE
 from inference.modeling import Backbone, create_backbone, embed_tiles
 from inference.modeling.pipeline import default_device
 from inference.models import EmbeddingSpace, TileEmbedding
+
+log = logging.getLogger(__name__)
 
 _backbones: dict[int, Backbone] = {}
 _backbones_lock = threading.Lock()
@@ -82,7 +85,22 @@ def embed_chunk(project: Project, space: EmbeddingSpace, limit: int) -> int:
                  for t, v in zip(ids, vectors, strict=True)],
                 ignore_conflicts=True,  # the rows are locked by us; this guards a stale retry
             )
+    # Which tiles this worker embedded, as id ranges (a chunk is mostly one or a few runs):
+    # what shows that workers sharing a job never embedded the same tile.
+    log.info("embedded %d tiles of project %s in space %s: ids %s", len(rows), project.pk,
+             space.pk, id_ranges([tile_id for tile_id, _, _ in rows]))
     return len(rows)
+
+
+def id_ranges(ids: Sequence[int]) -> str:
+    """Sorted ids as ``"1-24,30,32-40"``."""
+    runs: list[list[int]] = []
+    for i in sorted(ids):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in runs)
 
 
 def inference_device() -> str:

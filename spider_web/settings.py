@@ -147,8 +147,11 @@ WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 
-# Tiles go through Django's storage API: set SPIDER_STORAGE_BACKEND (for example
-# "storages.backends.s3.S3Storage" with django-storages' own AWS_* variables) to move them.
+# Tiles, exports, model heads and similarity indexes go through Django's storage API, under
+# MEDIA_ROOT by default. Workers read tiles (embedding), weights and indexes (mmap) by local
+# path, so on several hosts MEDIA_ROOT is one shared POSIX volume (NFS) mounted at the same
+# path everywhere; an object store (django-storages' S3) has no paths and is not supported.
+# SPIDER_STORAGE_BACKEND swaps the class (a FileSystemStorage subclass, say).
 STORAGES = {
     "default": {
         "BACKEND": env_str("SPIDER_STORAGE_BACKEND",
@@ -162,11 +165,15 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# Long GPU steps: each worker process reserves one message at a time (prefetch 1, with
+# `-O fair` in docker-compose.yml), acknowledges it when done (acks_late) and a message whose
+# worker died goes back to the queue (reject_on_worker_lost), for another worker to take.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"inference.tasks.embed_step": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {"inference.tasks.embed_step": {"queue": "gpu"},
+                      "inference.tasks.embed_chain": {"queue": "gpu"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT",
                                                                  3600)}
 
@@ -268,7 +275,11 @@ SPIDER_DEFAULT_BACKBONE = env_str(
 SPIDER_INFERENCE_DEVICE = env_str("SPIDER_INFERENCE_DEVICE", "")  # "" = cuda when present
 SPIDER_EMBED_BATCH = env_int("SPIDER_EMBED_BATCH", 64)
 _embed_workers = env_str("SPIDER_EMBED_WORKERS", "")
-SPIDER_EMBED_WORKERS = int(_embed_workers) if _embed_workers else None  # None = cores - 1
+# PNG decoders per GPU worker; None = planned from its cores (pipeline.plan_decoding).
+SPIDER_EMBED_WORKERS = int(_embed_workers) if _embed_workers else None
+# Embedding chains one job fans out into once a step was not enough: at least the number of
+# GPU worker processes (all hosts) that should share one job; 1 = one worker per job.
+SPIDER_EMBED_PARALLEL = max(1, env_int("SPIDER_EMBED_PARALLEL", 4))
 SPIDER_EMBED_CHUNK = env_int("SPIDER_EMBED_CHUNK", 2048)  # tiles claimed per transaction
 SPIDER_PREDICT_CHUNK = env_int("SPIDER_PREDICT_CHUNK", 2048)  # patches per transaction
 SPIDER_TASK_STEP_SECONDS = env_int("SPIDER_TASK_STEP_SECONDS", 60)  # then re-queue
