@@ -167,8 +167,10 @@ def head_stage(setup: Setup) -> Callable[[], int]:
     return run
 
 
-def measure(setup: Setup, repeats: int, head: bool = True) -> Rates:
-    """Every stage once per round after one warm-up round; ``repeats`` rounds."""
+def measure(setup: Setup, repeats: int, head: bool = True,
+            items: list[tuple[int, Path]] | None = None) -> Rates:
+    """Every stage once per round after one warm-up round; ``repeats`` rounds, over ``items``
+    (PNG files written here when not given)."""
     all_cores = torch.get_num_threads() if setup.on_cuda else usable_cores()
     stages: dict[str, Callable[[], int]] = {"forward": forward_stage(setup, False, all_cores)}
     if not setup.on_cuda and setup.plan.torch_threads != all_cores:
@@ -178,7 +180,8 @@ def measure(setup: Setup, repeats: int, head: bool = True) -> Rates:
         stages["forward_compiled"] = forward_stage(setup, True, all_cores)
     rates = Rates()
     with tempfile.TemporaryDirectory() as tmp:
-        items = write_tiles(Path(tmp), setup.tiles, setup.backbone.config.input_size)
+        if items is None:
+            items = write_tiles(Path(tmp), setup.tiles, setup.backbone.config.input_size)
         stages["pipeline"] = pipeline_stage(setup, items)
         stages["decode"] = decode_stage(setup, items)
         if head:

@@ -143,6 +143,14 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def cpu_budget() -> int:
+    """Cores embedding may keep busy: the usable cores, or fewer when the operator capped
+    threads with ``OMP_NUM_THREADS`` (say, one per worker process when several share a host)."""
+    cores = usable_cores()
+    capped = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(cores, int(capped))) if capped.isdigit() and int(capped) > 0 else cores
+
+
 @dataclass(frozen=True)
 class DecodePlan:
     """Who decodes PNGs and how many torch threads the encoder gets.
@@ -169,7 +177,7 @@ def plan_decoding(device: torch.device, decoders: int | None = None,
     and OpenMP's spinning threads then make the two stages run one after the other: on 2 cores
     that was 0.44 of the bare decode rate instead of the ~0.8 of an even split.
     """
-    cores = usable_cores()
+    cores = cpu_budget()
     on_cuda = device.type == "cuda"
     kind = decoder or ("processes" if on_cuda else "threads")
     if kind not in ("processes", "threads"):

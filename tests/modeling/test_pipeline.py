@@ -103,10 +103,15 @@ def test_raw_pixels_embed_like_normalised_ones(tiles) -> None:
 def test_cpu_cores_are_split_between_decoders_and_encoder(monkeypatch, tiles) -> None:
     """On a CPU the decoders and torch's threads share the cores this process may use (not
     the host's), and embedding gives the process its own thread count back afterwards."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(6)))
     plan = plan_decoding(torch.device("cpu"))
     assert (plan.decoder, plan.decoders, plan.torch_threads) == ("threads", 3, 3)
     assert plan_decoding(torch.device("cpu"), decoders=1).torch_threads == 5
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the operator's cap, e.g. one per worker
+    assert plan_decoding(torch.device("cpu")) == plan_decoding(torch.device("cpu"), 1)
+    assert plan_decoding(torch.device("cpu")).torch_threads == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
     assert plan_decoding(torch.device("cpu")).decoders == 0  # one core: decode inline
     before = torch.get_num_threads()
