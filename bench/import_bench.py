@@ -12,7 +12,8 @@ Each run, alternating so that both see the same load:
      user runs it (system checks included), into a fresh project; the child reports its
      own peak RSS (VmHWM).
 Prints per run and the median over --repeat runs: tiles/s of both, their ratio, records/s,
-peak RSS and the load average.
+peak RSS, the load average, and the CPU seconds of both sides (the import's counting its
+PostgreSQL backend's), whose ratio a loaded machine disturbs less than the wall-time one.
 
 Usage: DATABASE_URL=postgres://... python bench/import_bench.py [--records 5000 20000]
        [--repeat 3] [--workdir .cache/bench]
@@ -56,29 +57,52 @@ def referenced_files(folder: Path) -> tuple[int, list[Path]]:
     return records, [folder / "images" / name for name in sorted(names)]
 
 
-def read_and_hash(files: list[Path]) -> float:
-    start = time.perf_counter()
+def read_and_hash(files: list[Path]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of reading and hashing ``files`` one after another."""
+    start, cpu = time.perf_counter(), time.process_time()
     for file in files:
         hashlib.sha256(file.read_bytes()).hexdigest()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 # The child reports its own address space's high-water mark at exit. The rusage of a child
 # (os.wait4) would not do: it counts the pages it shared with this big parent between fork
 # and exec, and so reported the bench's own size (~207 MiB) rather than the import's.
+# It also reports its CPU seconds and those of its PostgreSQL backend (same machine), which
+# a loaded machine disturbs far less than wall time.
 PEAK_WRAPPER = (
-    "import atexit, re, runpy, sys\n"
+    "import atexit, os, re, runpy, sys\n"
+    "from django.db.backends.base import base\n"
+    "backends = {}\n"
+    "def backend_cpu(db):\n"
+    "    try:\n"
+    "        pid = db.connection.info.backend_pid\n"
+    "        stat = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()\n"
+    "        backends[pid] = (int(stat[11]) + int(stat[12])) / os.sysconf('SC_CLK_TCK')\n"
+    "    except Exception:\n"
+    "        pass\n"
+    "close = base.BaseDatabaseWrapper.close\n"
+    "def closing(db):\n"
+    "    backend_cpu(db)\n"
+    "    close(db)\n"
+    "base.BaseDatabaseWrapper.close = closing\n"
     "def peak():\n"
     "    status = open('/proc/self/status').read()\n"
     "    sys.stderr.write('VmHWM ' + re.search(r'VmHWM:\\s+(\\d+)', status).group(1) + '\\n')\n"
+    "    times = os.times()\n"
+    "    sys.stderr.write(f'CPU {times.user + times.system}\\n')\n"
+    "    from django.db import connection\n"
+    "    backend_cpu(connection)\n"
+    "    sys.stderr.write(f'DBCPU {sum(backends.values())}\\n')\n"
     "atexit.register(peak)\n"
     "sys.argv = sys.argv[1:]\n"
     "runpy.run_path(sys.argv[0], run_name='__main__')\n"
 )
 
 
-def run_import(folder: Path, link: bool) -> tuple[float, dict, int]:
-    """(seconds, report, peak RSS in MiB) of one import into a fresh project, in a child."""
+def run_import(folder: Path, link: bool) -> tuple[float, dict, int, float]:
+    """(seconds, report, peak RSS in MiB, CPU seconds of the child and its database
+    backend) of one import into a fresh project, in a child."""
     slug = f"bench-{uuid.uuid4().hex[:8]}"
     cmd = [sys.executable, "-c", PEAK_WRAPPER, str(ROOT / "manage.py"), "import_spider",
            str(folder), "--project", slug, "--json"] + (["--link"] if link else [])
@@ -92,13 +116,14 @@ def run_import(folder: Path, link: bool) -> tuple[float, dict, int]:
         if child.returncode:
             raise RuntimeError(f"import failed: {errors[-2000:]}")
         peak_kib = int(re.findall(r"^VmHWM (\d+)$", errors, re.M)[-1])
+        cpu = sum(float(x) for x in re.findall(r"^(?:CPU|DBCPU) ([\d.]+)$", errors, re.M))
         out_file.seek(0)
         out = out_file.read().decode()
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "shell", "-v", "0", "-c",
                     f"from annotations.models import Project; "
                     f"Project.objects.filter(slug='{slug}').delete()"],
                    check=True, cwd=ROOT)
-    return seconds, json.loads(out), peak_kib // 1024
+    return seconds, json.loads(out), peak_kib // 1024, cpu
 
 
 def build(folder: Path, records: int) -> None:
@@ -161,27 +186,31 @@ def load() -> str:
 
 def bench(folder: Path, repeat: int, link: bool) -> None:
     n_records, files = referenced_files(folder)
-    size_mib = sum(f.stat().st_size for f in files) / 2**20
+    inodes = {(st.st_dev, st.st_ino): st.st_size for st in (f.stat() for f in files)}
     print(f"\n== {folder.name}: {n_records} records, {len(files)} tile files, "
-          f"{size_mib:.0f} MiB of PNG", flush=True)
+          f"{sum(inodes.values()) / 2**20:.0f} MiB of PNG in {len(inodes)} distinct files",
+          flush=True)
     read_and_hash(files)  # warm the page cache so both sides read from memory
     runs = []
     for run in range(repeat):
-        floor_s = read_and_hash(files)
-        import_s, report, peak = run_import(folder, link)
+        floor_s, floor_cpu = read_and_hash(files)
+        import_s, report, peak, import_cpu = run_import(folder, link)
         assert report["patches_created"] == n_records and not report["skipped"], report
-        runs.append((floor_s, import_s, peak))
+        runs.append((floor_s, import_s, peak, floor_cpu, import_cpu))
         print(f"run {run + 1}: read+hash {len(files) / floor_s:7.0f} tiles/s, import "
               f"{len(files) / import_s:7.0f} tiles/s ({n_records / import_s:6.0f} records/s),"
-              f" ratio {floor_s / import_s:.0%}, peak RSS {peak} MiB, load {load()}",
+              f" ratio {floor_s / import_s:.0%}, peak RSS {peak} MiB | CPU s: read+hash "
+              f"{floor_cpu:.1f}, import + its database {import_cpu:.1f} | load {load()}",
               flush=True)
     floor_s = statistics.median(r[0] for r in runs)
     import_s = statistics.median(r[1] for r in runs)
     ratio = statistics.median(r[0] / r[1] for r in runs)
+    cpu_ratio = statistics.median(r[3] / r[4] for r in runs)
     print(f"{folder.name} median of {repeat}: read+hash {len(files) / floor_s:.0f} tiles/s | "
           f"import{' --link' if link else ' (copy)'} {len(files) / import_s:.0f} tiles/s, "
           f"{n_records / import_s:.0f} records/s | ratio {ratio:.0%} (goal >= 50%) | "
-          f"peak RSS {max(r[2] for r in runs)} MiB | load {load()}", flush=True)
+          f"CPU ratio {cpu_ratio:.0%} | peak RSS {max(r[2] for r in runs)} MiB | "
+          f"load {load()}", flush=True)
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -103,8 +102,8 @@ class ProjectWriter:
         self._created = IdBitmap()
         self._seen = IdBitmap()
         self._patches_made = IdBitmap()  # by this run (a resumed job's earlier run differs)
-        self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
-                                        thread_name_prefix="import")
+        # more threads than cores: a file not in the page cache waits on the disk, not a core
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="import")
         self.rows = rows_for()
         self.classes = dict(project.classes.values_list("name", "id"))
         self.allowed_classes = set(allowed_classes) if allowed_classes is not None else None
