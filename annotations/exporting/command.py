@@ -44,7 +44,7 @@ class ExportCommand(ProgressCommand):
             raise CommandError(str(exc)) from exc
         token = self.token_for(options)
         job = record_export_job(target, self.kind, {**job_options, "out": str(out.resolve())})
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             with self.progress_bar(f"export {target.slug}", json_output=json) as progress:
                 outcome: list = []
@@ -55,13 +55,14 @@ class ExportCommand(ProgressCommand):
                 result = outcome[0]
         except ExportError as exc:
             raise CommandError(str(exc)) from exc
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
         counts = result.counts
         summary = (f"Exported {counts['rows']} patches of {target.slug} to {out} "
                    f"({len(result.files)} files, {counts['reviewed']} reviewed, "
                    f"{counts['changed']} changed) in {seconds:.1f}s; export job {job.pk}.")
         if job.options.get("commit_url"):
             summary += f" Pushed: {job.options['commit_url']}"
-        self.finish({"job": job.pk, "out": str(out), "seconds": round(seconds, 3), **counts,
+        self.finish({"job": job.pk, "out": str(out), "seconds": round(seconds, 3),
+                     "cpu_seconds": round(cpu_seconds, 3), **counts,
                      "files": result.files, "commit_url": job.options.get("commit_url")},
                     summary, json_output=json)
