@@ -19,7 +19,7 @@ from annotations.models import PatchStatus, Project
 from annotations.queues import QUEUES, ErrorEstimate, QueueError, queue_queryset, wilson_interval
 from annotations.timeline import _days
 
-QUEUE_COUNT_CAP = 1000  # queue sizes past this show as "1000+": counting all is O(patches)
+QUEUE_COUNT_CAP = 500  # queue sizes past this show as "500+": counting all is O(patches)
 
 
 @dataclass
@@ -106,18 +106,27 @@ class QueueSize(int):
         return f"{int(self)}+" if self.capped else str(int(self))
 
 
-def queue_sizes(project: Project, cap: int = QUEUE_COUNT_CAP) -> dict[str, QueueSize | None]:
-    """Items left per queue, each counted up to ``cap`` (None: the queue cannot run yet).
+def queue_sizes(project: Project, cap: int = QUEUE_COUNT_CAP,
+                counts: Counts | None = None) -> dict[str, QueueSize | None]:
+    """Items left per queue (None: the queue cannot run yet).
 
-    Counting a queue whole reads all its rows (O(patches)); stopping at ``cap`` reads at most
-    ``cap`` (the model's queues walk their index; the audit sample, ~1 in 10 unreviewed).
+    The audit and disputed queues are the kept counts (unreviewed patches of the audit
+    sample, disputed patches: exact, one read for both). The others are counted up to
+    ``cap``: counting them whole reads all their rows (O(patches)); stopping at ``cap``
+    reads at most ``cap`` (the model's queues walk their index).
     """
+    kept = _counts(project, counts)
+    exact = {"audit": kept.get("audit", PatchStatus.UNREVIEWED),
+             "disputed": kept.get("status", PatchStatus.DISPUTED)}
     sizes: dict[str, QueueSize | None] = {}
     for name in QUEUES:
         try:
-            queue = queue_queryset(project, name)
+            queue = queue_queryset(project, name)  # builds the query, runs nothing
         except QueueError:  # needs a model, or scores the model does not have
             sizes[name] = None
+            continue
+        if name in exact:
+            sizes[name] = QueueSize(exact[name])
             continue
         found = queue.order_by()[: cap + 1].count()
         size = QueueSize(min(found, cap))

@@ -94,7 +94,8 @@ def page_plots(project: Project) -> dict[str, Plot]:
 def review_summary(project: Project, counts: Counts) -> dict:
     """Context for templates/annotations/_review_summary.html on the project page."""
     names, matrix = change_matrix(project, counts)
-    return {"queue_sizes": queue_sizes(project), "audit": audit_estimate(project, counts),
+    return {"queue_sizes": queue_sizes(project, counts=counts),
+            "audit": audit_estimate(project, counts),
             "change_names": names, "change_rows": list(zip(names, matrix, strict=True))}
 
 

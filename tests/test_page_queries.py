@@ -162,6 +162,16 @@ def test_queue_sizes_stop_counting_at_the_cap(built):
     assert not queue_sizes(project, cap=1000)["unreviewed"].capped
     assert int(queue_sizes(project, cap=1000)["unreviewed"]) == Patch.objects.filter(
         project=project, status=PatchStatus.UNREVIEWED).count() == 32
+    # The audit and disputed queues come from the kept counts, exactly, whatever the cap.
+    from annotations.queues import queue_queryset
+
+    Patch.objects.filter(pk__in=Patch.objects.filter(project=project).order_by("id")
+                         .values("id")[:3]).update(status=PatchStatus.DISPUTED)
+    sizes = queue_sizes(project, cap=1)
+    for name in ("audit", "disputed"):
+        assert int(sizes[name]) == queue_queryset(project, name).count(), name
+        assert not sizes[name].capped
+    assert int(sizes["disputed"]) == 3
 
 
 def test_reviewer_figures_are_taken_again_once_reviews_change(built, users, settings):
