@@ -1,7 +1,8 @@
 """The embedding cache: embed a project's missing tiles in claimed chunks, read vectors back.
 
 Work is claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` on the tile rows, inside the
-transaction that stores the vectors. Two GPU workers therefore embed disjoint chunks, a
+transaction that stores the vectors, and the locked rows are re-checked against what was
+stored meanwhile (see :func:`_claim`). Two GPU workers therefore embed disjoint chunks, a
 worker that dies releases its chunk with its connection, and a chunk is either stored whole
 or not at all: the cache never holds a gap or a duplicate.
 """
@@ -67,12 +68,7 @@ def embed_chunk(project: Project, space: EmbeddingSpace, limit: int) -> int:
     that nobody else holds)."""
     backbone = backbone_for(space)
     with transaction.atomic():
-        rows = list(
-            missing_tiles(project, space)
-            .select_for_update(skip_locked=True, of=("self",))
-            .order_by("id")
-            .values_list("id", "file", "linked")[:limit]
-        )
+        rows = _claim(project, space, limit)
         if not rows:
             return 0
         items = [(tile_id, tile_path(file, linked)) for tile_id, file, linked in rows]
@@ -101,6 +97,33 @@ def id_ranges(ids: Sequence[int]) -> str:
         else:
             runs.append([i, i])
     return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in runs)
+
+
+def _claim(project: Project, space: EmbeddingSpace, limit: int) -> list[tuple[int, str, bool]]:
+    """Lock up to ``limit`` missing tiles nobody else holds (inside the caller's transaction).
+
+    The ``NOT EXISTS`` is judged on the statement's snapshot: a chunk another worker stored
+    just after that snapshot was taken is unlocked by then and would be locked and embedded
+    again (two workers did embed the same 16 tiles in tests/test_embedding_scaleout.py). So
+    the locked rows are checked once more in a new statement, whose snapshot sees every
+    commit of a worker that held them; what was stored meanwhile is dropped (and the claim
+    retried if nothing is left).
+    """
+    while True:
+        rows = list(
+            missing_tiles(project, space)
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("id")
+            .values_list("id", "file", "linked")[:limit]
+        )
+        if not rows:
+            return []
+        stored = set(TileEmbedding.objects.filter(
+            space=space, tile_id__in=[tile_id for tile_id, _, _ in rows]
+        ).values_list("tile_id", flat=True))
+        fresh = [row for row in rows if row[0] not in stored]
+        if fresh:
+            return fresh
 
 
 def inference_device() -> str:

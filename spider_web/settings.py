@@ -176,6 +176,10 @@ CELERY_TASK_ROUTES = {"inference.tasks.embed_step": {"queue": "gpu"},
                       "inference.tasks.embed_chain": {"queue": "gpu"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT",
                                                                  3600)}
+# Workers import torch and the embedding pipeline when they start (~5 s on 2 cores), not in
+# their first step: a GPU worker joining a running job then claims tiles at once. The web
+# tier never loads this list.
+CELERY_IMPORTS = ["inference.modeling.pipeline"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
