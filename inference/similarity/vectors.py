@@ -9,8 +9,7 @@ import numpy as np
 from django.db.models import QuerySet
 
 from annotations.models import Patch, Project
-from inference.models import EmbeddingSpace, InferenceJob, TileEmbedding
-from inference.queries import active_version
+from inference.models import EmbeddingSpace, InferenceJob, ModelVersion, TileEmbedding
 
 BATCH = 5000
 
@@ -18,7 +17,10 @@ BATCH = 5000
 def project_space(project: Project) -> EmbeddingSpace | None:
     """The space similarity uses: the active model's, else the one the project's latest
     finished inference job embedded into (None before anything was embedded)."""
-    active = active_version(project)
+    # Not inference.queries.active_version: queries reaches this module (prototypes), and
+    # the layers test keeps the import graph free of cycles.
+    active = (ModelVersion.objects.filter(project=project, is_active=True)
+              .select_related("space").first())
     if active is not None:
         return active.space
     job = (InferenceJob.objects.filter(project=project, status=InferenceJob.Status.SUCCEEDED,
