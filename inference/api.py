@@ -58,6 +58,10 @@ class StartJobSerializer(serializers.Serializer):
     patience = serializers.IntegerField(required=False, min_value=0, max_value=100,
                                         allow_null=True, default=None,
                                         help_text="early stopping (0: off)")
+    repeats = serializers.IntegerField(required=False, min_value=1, max_value=10,
+                                       allow_null=True, default=None,
+                                       help_text="out-of-fold runs averaged (default: for the "
+                                                 "size)")
     force_activate = serializers.BooleanField(required=False, default=False,
                                               help_text="activate even if worse")
     folds = serializers.IntegerField(required=False, min_value=2, max_value=20, default=5)
@@ -98,8 +102,8 @@ class InferenceJobViewSet(JobControlMixin, mixins.CreateModelMixin, ProjectScope
             else:
                 options = TrainOptions(epochs=data["epochs"], batch_size=data["batch_size"],
                                        lr=data["lr"], patience=data["patience"],
-                                       folds=data["folds"], head=data["head"],
-                                       force_activate=data["force_activate"])
+                                       repeats=data["repeats"], folds=data["folds"],
+                                       head=data["head"], force_activate=data["force_activate"])
                 job = start_train(project, options, user=request.user)
         except JobError as exc:
             raise ValidationError({"detail": str(exc)}) from exc

@@ -1,5 +1,6 @@
-"""Fit a head with a recipe: out-of-fold probabilities for the training rows, then the final
-head for everything else. No Django here, so the worker (:mod:`inference.training`) and the
+"""Fit a head with a recipe: out-of-fold probabilities for the training rows (the mean of
+``recipe.repeats`` runs with their own seeds and fold splits), then the final head for
+everything else. No Django here, so the worker (:mod:`inference.training`) and the
 active-learning bench run the very same steps.
 """
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -84,9 +85,13 @@ def _fit(embeddings: Any, labels: np.ndarray, slides: np.ndarray, train_rows: np
          recipe: Recipe, num_classes: int, device: str,
          progress: Callable[[Any], None] | None) -> Fitted:
     sub = _Rows(embeddings, train_rows)
-    oof = out_of_fold_fit(sub, labels[train_rows], slides[train_rows], num_classes=num_classes,
-                          blank=sub.blank, folds=recipe.folds, config=config_for(recipe, device),
-                          progress=progress)
+    runs = [out_of_fold_fit(sub, labels[train_rows], slides[train_rows],
+                            num_classes=num_classes, blank=sub.blank, folds=recipe.folds,
+                            config=replace(config_for(recipe, device), seed=recipe.seed + run),
+                            progress=progress)
+            for run in range(recipe.repeats)]
+    oof = OutOfFold(np.mean([r.probs for r in runs], axis=0),
+                    [curve for r in runs for curve in r.held_loss])
     epochs = final_epochs(recipe, oof)
     head = train_head(embeddings, labels, num_classes=num_classes, blank=embeddings.blank,
                       config=config_for(recipe, device, epochs=epochs, early_stopping=False),

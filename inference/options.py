@@ -23,6 +23,7 @@ class TrainOptions:
     batch_size: int | None = None
     lr: float | None = None
     patience: int | None = None
+    repeats: int | None = None  # out-of-fold runs averaged (different seeds and folds)
     folds: int = 5
     seed: int = 0
     head: str = "context"

@@ -5,7 +5,10 @@ tens of thousands of patches. On a 250-patch project batch 256 is one optimiser 
 epoch, ten steps in all, and the head stays near chance (issue 14: test accuracy 0.54). So
 below SPIDER's size the batch shrinks until an epoch has enough steps, the epochs grow until
 the run has enough steps, and early stopping on the out-of-fold slides' loss ends it once
-more epochs stop helping. Pure Python: the web tier shows these choices.
+more epochs stop helping. Small projects also average the out-of-fold probabilities of
+several runs (other seeds, other fold splits): with a few hundred patches one run's folds vary
+enough to move planted errors in and out of the top of the disagreement queue. Pure Python:
+the web tier shows these choices.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ MIN_TOTAL_STEPS = 1500
 MIN_BATCH = 16
 MAX_EPOCHS = 150
 SMALL_LR = 1e-3  # measured on the demo (bench/active_learning_bench.py): 4e-4 underfits
+# Below this many training patches the out-of-fold probabilities are the mean of SMALL_REPEATS
+# runs. Measured (bench/active_learning_bench.py, 265 patches, 26 planted flips): single runs
+# with seeds 0, 1, 2 put 23, 26 and 25 of them in the first 2x of the disagreement queue, their
+# mean 26. Training costs SMALL_REPEATS x, a minute or two on a CPU at this size.
+SMALL_PROJECT = 2000
+SMALL_REPEATS = 3
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class Recipe:
     folds: int
     seed: int
     head: str
+    repeats: int = 1
     weight_decay: float = 0.01
     label_smoothing: float = 0.2
     reasons: dict[str, str] = field(default_factory=dict)
@@ -91,8 +101,17 @@ def choose(options: TrainOptions, n_train: int, n_slides: int) -> Recipe:
     else:
         patience = 3 if spider else max(5, epochs // 10)
         why["patience"] = "epochs without a lower out-of-fold loss before stopping"
+    if options.repeats is not None:
+        repeats, why["repeats"] = options.repeats, "given"
+    elif n_train < SMALL_PROJECT:
+        repeats = SMALL_REPEATS
+        why["repeats"] = (f"{n_train} < {SMALL_PROJECT} patches: out-of-fold probabilities "
+                          f"averaged over {SMALL_REPEATS} runs (seeds and folds)")
+    else:
+        repeats, why["repeats"] = 1, f">= {SMALL_PROJECT} patches: one out-of-fold run"
     folds = min(options.folds, n_slides)
     why["folds"] = (f"{options.folds} asked" if folds == options.folds
                     else f"{options.folds} asked, {n_slides} slides")
     return Recipe(n_train=n_train, epochs=epochs, batch_size=batch, lr=lr, patience=patience,
-                  folds=folds, seed=options.seed, head=options.head, reasons=why)
+                  folds=folds, seed=options.seed, head=options.head, repeats=repeats,
+                  reasons=why)

@@ -157,7 +157,7 @@ def _class_positions(project: Project, classes: list[str]) -> dict[int, int]:
 
 def _max_steps(chosen: recipe.Recipe) -> int:
     per_fold = -(-chosen.n_train * (chosen.folds - 1) // (chosen.folds * chosen.batch_size))
-    return (per_fold * chosen.folds + chosen.steps_per_epoch) * chosen.epochs
+    return (per_fold * chosen.folds * chosen.repeats + chosen.steps_per_epoch) * chosen.epochs
 
 
 def _step_counter(total: int, progress: Callable[[int, int], None] | None):
@@ -181,7 +181,8 @@ def _snapshot(project: Project, chosen: recipe.Recipe, train_rows: np.ndarray,
         "train_patches": len(train_rows),
         "per_class": {name: int(c) for name, c in zip(classes, counts, strict=True)},
         "last_review_id": last_review,
-        "epochs": chosen.epochs, "folds": chosen.folds, "seed": chosen.seed,
+        "epochs": chosen.epochs, "folds": chosen.folds, "repeats": chosen.repeats,
+        "seed": chosen.seed,
         "head": chosen.head, "batch_size": chosen.batch_size, "lr": chosen.lr,
         "patience": chosen.patience, "steps_per_epoch": chosen.steps_per_epoch,
         "choices": chosen.reasons,

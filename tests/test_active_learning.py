@@ -24,7 +24,8 @@ from inference.queries import scored_queue
 
 pytestmark = pytest.mark.django_db(transaction=True)  # on-commit hooks queue the steps
 
-GOOD = ("--epochs", "40", "--batch-size", "16", "--lr", "1e-3", "--patience", "0")
+GOOD = ("--epochs", "40", "--batch-size", "16", "--lr", "1e-3", "--patience", "0",
+        "--repeats", "1")
 
 
 def train(project, name: str, *extra: str) -> ModelVersion:
@@ -106,7 +107,7 @@ def _check_confident_learning(version, imported_4, client, users, sample_spider_
 
 def test_the_disagreement_queue_is_cleanlabs_self_confidence_ranking(imported_4, eager,
                                                                      client, users):
-    version = train(imported_4, "good", "--epochs", "10", "--patience", "0")
+    version = train(imported_4, "good", "--epochs", "10", "--patience", "0", "--repeats", "1")
     client.force_login(users["reviewer"])  # no double reads yet: no ActiveLab queue
     refused = client.post(f"/api/projects/{imported_4.slug}/queues/more_reads/next/", {},
                           content_type="application/json")

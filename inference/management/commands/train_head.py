@@ -31,6 +31,8 @@ class Command(BaseCommand):
                             "1e-3 below")
         parser.add_argument("--patience", type=int, help="early stopping: epochs without a "
                             "lower out-of-fold loss (0: off; default for the size)")
+        parser.add_argument("--repeats", type=int, help="out-of-fold runs averaged (default: "
+                            "3 below 2,000 patches, else 1)")
         parser.add_argument("--head", choices=["context", "centre"], default="context")
         parser.add_argument("--name", default="", help="model version name (default: dated)")
         parser.add_argument("--backbone", help="default: the active model's, else "
@@ -50,13 +52,14 @@ class Command(BaseCommand):
         if ((o["epochs"] is not None and o["epochs"] < 1) or o["folds"] < 2
                 or (o["batch_size"] is not None and o["batch_size"] < 1)
                 or (o["lr"] is not None and o["lr"] <= 0)
-                or (o["patience"] is not None and o["patience"] < 0)):
-            raise CommandError("--epochs and --batch-size must be >= 1, --folds >= 2, --lr > 0, "
-                               "--patience >= 0")
+                or (o["patience"] is not None and o["patience"] < 0)
+                or (o["repeats"] is not None and o["repeats"] < 1)):
+            raise CommandError("--epochs, --batch-size and --repeats must be >= 1, --folds >= 2, "
+                               "--lr > 0, --patience >= 0")
         options = TrainOptions(epochs=o["epochs"], folds=o["folds"], seed=o["seed"],
                                batch_size=o["batch_size"], lr=o["lr"], patience=o["patience"],
-                               head=o["head"], name=o["name"], activate=not o["no_activate"],
-                               force_activate=o["force_activate"])
+                               repeats=o["repeats"], head=o["head"], name=o["name"],
+                               activate=not o["no_activate"], force_activate=o["force_activate"])
         try:
             if o["backbone"]:
                 check_backbone(o["backbone"], o["backbone_weights"])
