@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import transaction
 from django.db.models import (
+    BigIntegerField,
     Case,
     Count,
     Exists,
@@ -66,9 +67,12 @@ class QueueFilters:
 
 
 def audit_key(project: Project) -> Mod:
-    """A per-project pseudo-random key in [0, 2^32) for every patch (stable, seeded)."""
+    """A per-project pseudo-random key in [0, 2^32) for every patch (stable, seeded).
+
+    A BigIntegerField: compared with a bound past 2^31 (an audit fraction of 50% or more),
+    Django treats an IntegerField lookup as out of range and matches every row."""
     return Mod((F("id") + project.pk * 7919) * _HASH_MULTIPLIER, _HASH_RANGE,
-               output_field=IntegerField())
+               output_field=BigIntegerField())
 
 
 def in_audit_sample(project: Project) -> Q:

@@ -21,7 +21,7 @@ from annotations.queues import (
     queue_sizes,
     skip,
 )
-from annotations.reviewing import Decision, StaleReview, submit
+from annotations.reviewing import Decision, ReviewSettings, StaleReview, submit, update_settings
 
 
 def other_class(patch: Patch) -> int:
@@ -161,6 +161,17 @@ def test_queues_work_without_a_model_and_audit_estimate(imported, users):
     estimate = audit_estimate(imported)
     assert (estimate.reviewed, estimate.wrong, estimate.rate) == (2, 1, 0.5)
     assert 0 < estimate.low < 0.5 < estimate.high < 1
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.6])
+def test_the_audit_queue_is_the_sample_at_any_fraction(imported, users, fraction):
+    """Past 50% the sample's bound exceeds 2^31: it once matched every patch."""
+    update_settings(imported, users["admin"], ReviewSettings(1, fraction, 600))
+    ids = set(Patch.objects.filter(project=imported).values_list("id", flat=True))
+    expected = {pk for pk in ids if (pk + imported.pk * 7919) * 2654435761 % 2**32
+                < int(fraction * 2**32)}
+    assert set(queue_queryset(imported, "audit").values_list("id", flat=True)) == expected
+    assert 0 < len(expected) < len(ids) and queue_sizes(imported)["audit"] == len(expected)
 
 
 @pytest.mark.django_db(transaction=True)
