@@ -1,7 +1,8 @@
 """Two gpu-queue workers sharing one embedding job, against one worker, printed (not a test).
 
-Builds a SPIDER folder from the sample (--slides), imports it once into project "scaleout"
-of the database DATABASE_URL names (its own: the bench deletes that project's embeddings),
+Builds a SPIDER folder from the sample (--slides), imports it once into project "scaleout-N"
+(one per --slides) of the database DATABASE_URL names (its own: the bench deletes that
+project's embeddings),
 registers a colour/texture model with a random head, then for 1 and then 2 workers: starts
 that many real Celery worker processes on the gpu and default queues (OMP_NUM_THREADS=1 each:
 one thread of work per worker, decoding in-process), runs one untimed job to warm them up,
@@ -95,7 +96,7 @@ def prepare(slides: int) -> tuple[Any, Any]:
     from inference.modeling import SpiderContextHead, create_backbone
     from inference.models import ModelVersion
 
-    project = get_or_create_project("scaleout", name="Scale-out bench")
+    project = get_or_create_project(f"scaleout-{slides}", name=f"Scale-out bench, {slides} slides")
     if not Tile.objects.filter(project=project).exists():
         folder = Path(tempfile.mkdtemp(prefix="scaleout-")) / "SPIDER-skin"
         build_spider_folder(folder, slides=slides, compress_level=6)
