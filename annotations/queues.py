@@ -359,11 +359,15 @@ class ErrorEstimate:
 def audit_estimate(project: Project) -> ErrorEstimate:
     sample = (Patch.objects.filter(project=project).annotate(audit_key=audit_key(project))
               .filter(in_audit_sample(project)))
-    counts = dict(sample.values_list("status").annotate(n=Count("id"))
-                  .values_list("status", "n"))
-    wrong = counts.get(PatchStatus.CORRECTED, 0)
-    reviewed = wrong + counts.get(PatchStatus.CONFIRMED, 0)
-    size = sum(counts.values())
+    return error_estimate(dict(sample.values_list("status").annotate(n=Count("id"))
+                               .values_list("status", "n")))
+
+
+def error_estimate(by_status: dict[str, int]) -> ErrorEstimate:
+    """The audit sample's error rate from its patches per status: corrected of settled."""
+    wrong = by_status.get(PatchStatus.CORRECTED, 0)
+    reviewed = wrong + by_status.get(PatchStatus.CONFIRMED, 0)
+    size = sum(by_status.values())
     if not reviewed:
         return ErrorEstimate(0, 0, size, None, None, None)
     rate, low, high = wilson_interval(wrong, reviewed)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from annotations.consensus import DECISIONS
 from annotations.counts import Counts, decided_hours, project_counts, top_slides
 from annotations.models import PatchStatus, Project
-from annotations.queues import QUEUES, ErrorEstimate, QueueError, queue_queryset, wilson_interval
+from annotations.queues import QUEUES, ErrorEstimate, QueueError, error_estimate, queue_queryset
 from annotations.timeline import _days
 
 QUEUE_COUNT_CAP = 500  # queue sizes past this show as "500+": counting all is O(patches)
@@ -76,14 +76,7 @@ def settled_pairs(project: Project, counts: Counts | None = None) -> dict[tuple[
 
 def audit_estimate(project: Project, counts: Counts | None = None) -> ErrorEstimate:
     """:func:`annotations.queues.audit_estimate` from the counts (same sample, same rule)."""
-    found = _counts(project, counts).of("audit")
-    wrong = found.get(PatchStatus.CORRECTED, 0)
-    reviewed = wrong + found.get(PatchStatus.CONFIRMED, 0)
-    size = sum(found.values())
-    if not reviewed:
-        return ErrorEstimate(0, 0, size, None, None, None)
-    rate, low, high = wilson_interval(wrong, reviewed)
-    return ErrorEstimate(reviewed, wrong, size, rate, low, high)
+    return error_estimate(_counts(project, counts).of("audit"))
 
 
 def decisions_by_day(project: Project) -> list[tuple[date, dict[str, int]]]:
