@@ -7,17 +7,16 @@ an export or a web request that only reads predictions does not pay for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db.models import F, FilteredRelation, Q, QuerySet
 
 from annotations.models import Patch, Project
-from annotations.prepared import columns, compile_once, instance
-from inference.models import EmbeddingSpace, ModelVersion, Prediction
+# one_active_version is re-exported: annotations reach inference through this module only.
+from inference.active import active_version, one_active_version  # noqa: F401
+from inference.models import ModelVersion, Prediction
 
 if TYPE_CHECKING:
     from typing import Any, TypedDict
@@ -34,54 +33,7 @@ if TYPE_CHECKING:
         opinion_confidence: float | None
 
 
-# {project id: active version} while a one_active_version() block runs (per thread).
-_remembered: ContextVar[dict[int, ModelVersion | None] | None] = ContextVar(
-    "active_versions", default=None)
 
-
-@contextmanager
-def one_active_version() -> Iterator[None]:
-    """Within the block, :func:`active_version` reads each project's version once: one
-    request's queue, lease and item steps agree on one version (an activation in between
-    cannot mix two) and do not each pay for the query. For one request, not longer."""
-    token = _remembered.set({})
-    try:
-        yield
-    finally:
-        _remembered.reset(token)
-
-
-def active_version(project: Project) -> ModelVersion | None:
-    """The version the queues and the review page use (None before any model exists)."""
-    memo = _remembered.get()
-    if memo is not None and project.pk in memo:
-        return memo[project.pk]
-    version = _active_version(project.pk)
-    if memo is not None:
-        memo[project.pk] = version
-    return version
-
-
-_VERSION_COLUMNS = len(columns(ModelVersion))
-
-
-def _active_version(project_id: int) -> ModelVersion | None:
-    """The project's active version with its space, by a statement compiled once (the
-    review API asks on every call; see :mod:`annotations.prepared`)."""
-    def build(project: int) -> QuerySet[ModelVersion, tuple[Any, ...]]:
-        return (ModelVersion.objects.filter(project_id=project, is_active=True)
-                .values_list(*columns(ModelVersion), *columns(EmbeddingSpace, "space__"))[:1])
-
-    statement = compile_once("active_version", build, uses=("project",))
-    if statement is None:
-        return (ModelVersion.objects.select_related("space")
-                .filter(project_id=project_id, is_active=True).first())
-    rows = statement.rows(project=project_id)
-    if not rows:
-        return None
-    version = instance(ModelVersion, rows[0][:_VERSION_COLUMNS])
-    version.space = instance(EmbeddingSpace, rows[0][_VERSION_COLUMNS:])
-    return version
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import numpy as np
 from django.db.models import QuerySet
 
 from annotations.models import Patch, Project
-from inference.models import EmbeddingSpace, InferenceJob, ModelVersion, TileEmbedding
+from inference.active import active_version
+from inference.models import EmbeddingSpace, InferenceJob, TileEmbedding
 
 BATCH = 5000
 
@@ -17,10 +18,7 @@ BATCH = 5000
 def project_space(project: Project) -> EmbeddingSpace | None:
     """The space similarity uses: the active model's, else the one the project's latest
     finished inference job embedded into (None before anything was embedded)."""
-    # Not inference.queries.active_version: queries reaches this module (prototypes), and
-    # the layers test keeps the import graph free of cycles.
-    active = (ModelVersion.objects.filter(project=project, is_active=True)
-              .select_related("space").first())
+    active = active_version(project)
     if active is not None:
         return active.space
     job = (InferenceJob.objects.filter(project=project, status=InferenceJob.Status.SUCCEEDED,
