@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from django.db.models import F, FilteredRelation, Q, QuerySet
 
 from annotations.models import Patch, Project
+
 # one_active_version is re-exported: annotations reach inference through this module only.
 from inference.active import active_version, one_active_version  # noqa: F401
 from inference.models import ModelVersion, Prediction
