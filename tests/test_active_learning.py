@@ -114,6 +114,8 @@ def test_the_disagreement_queue_is_cleanlabs_self_confidence_ranking(imported_4,
     assert refused.status_code == 400 and "two reviewers" in refused.json()["detail"]
     page = client.get(f"/p/{imported_4.slug}/review/?queue=more_reads").content.decode()
     assert 'data-queue="more_reads"' not in page and 'data-queue="disagreement"' in page
+    project_page = client.get(f"/p/{imported_4.slug}/").content.decode()
+    assert "needs two reads of the same patches, then a model" in project_page
     classes = version.class_names
     rows = list(Prediction.objects.filter(model_version=version, scored_label__isnull=False)
                 .order_by("patch_id").values_list("patch_id", "probabilities",
