@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import re
-import time
 from pathlib import Path
 
 import pytest
-import torch
-from django.core.management import call_command
-from safetensors.torch import save_file
 
-from annotations.models import LabelClass, Tile
+from annotations.models import Tile
 from inference.actions import start_predict
-from inference.modeling import SpiderContextHead, create_backbone
 from inference.models import InferenceJob, TileEmbedding
-from tests.workers import start_worker, stop_worker
+from tests.workers import register_random_head, start_worker, stop_worker, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -31,14 +25,7 @@ EMBEDDED = re.compile(r"embedded (\d+) tiles of project (\d+) in space \d+: ids 
 @pytest.fixture
 def texture_model(imported_4, tmp_path):
     """A colour/texture model with a random head: predicting needs the tiles embedded."""
-    classes = LabelClass.objects.filter(project=imported_4).count()
-    torch.manual_seed(0)
-    head = SpiderContextHead(create_backbone("color-texture").config.embed_dim, classes)
-    path = tmp_path / "head.safetensors"
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(path))
-    call_command("register_model", project=imported_4.slug, name="texture",
-                 backbone="color-texture", head=str(path), stdout=io.StringIO())
-    return imported_4
+    return register_random_head(imported_4, tmp_path, "color-texture", "texture")
 
 
 def embedded_ids(log: Path, project_id: int) -> list[int]:
@@ -56,21 +43,12 @@ def embedded_ids(log: Path, project_id: int) -> list[int]:
     return ids
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def test_two_gpu_workers_share_one_embedding_job(texture_model, settings, tmp_path):
     project = texture_model
     logs = [tmp_path / "gpu-a.log", tmp_path / "gpu-b.log"]
     workers = [start_worker(settings, "gpu,default", log=log, **WORKER_ENV) for log in logs]
     try:
-        wait_for(lambda: all(b"ready." in log.read_bytes() for log in logs), 60,
+        wait_until(lambda: all(b"ready." in log.read_bytes() for log in logs), 60,
                  "both workers to be ready")
         job = start_predict(project, check=False)
 
@@ -78,7 +56,7 @@ def test_two_gpu_workers_share_one_embedding_job(texture_model, settings, tmp_pa
             job.refresh_from_db()
             return not job.is_live
 
-        wait_for(finished, 120, "the job to finish")
+        wait_until(finished, 120, "the job to finish")
         assert job.status == InferenceJob.Status.SUCCEEDED, job.error
     finally:
         for worker in workers:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import os
 import signal
-import time
 
 import pytest
-import torch
-from django.core.management import call_command
-from safetensors.torch import save_file
 
-from annotations.models import LabelClass, Patch, Tile
+from annotations.models import Patch, Tile
 from inference.actions import start_predict
-from inference.modeling import SpiderContextHead, create_backbone
 from inference.models import InferenceJob, Prediction, TileEmbedding
-from tests.workers import start_worker, stop_worker
+from tests.workers import register_random_head, start_worker, stop_worker, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -30,23 +24,7 @@ WORKER_ENV = {"SPIDER_EMBED_CHUNK": "24", "SPIDER_EMBED_BATCH": "8", "SPIDER_EMB
 @pytest.fixture
 def random_model(imported_4, tmp_path):
     """A registered hibou-tiny + random context head: slow enough on a CPU to kill mid-job."""
-    classes = LabelClass.objects.filter(project=imported_4).count()
-    torch.manual_seed(0)
-    head = SpiderContextHead(create_backbone("hibou-tiny").config.embed_dim, classes)
-    path = tmp_path / "head.safetensors"
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(path))
-    call_command("register_model", project=imported_4.slug, name="random",
-                 backbone="hibou-tiny", head=str(path), stdout=io.StringIO())
-    return imported_4
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return register_random_head(imported_4, tmp_path, "hibou-tiny", "random")
 
 
 def test_killed_worker_job_completes_with_every_patch_predicted_once(random_model, settings):

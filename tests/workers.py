@@ -43,3 +43,36 @@ def stop_worker(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 0.2 s; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def register_random_head(project, tmp_path: Path, backbone: str, name: str):
+    """Register ``backbone`` with a seeded random context head: a model whose predictions
+    need every tile embedded first, which is what the worker tests exercise."""
+    import io
+
+    import torch
+    from django.core.management import call_command
+    from safetensors.torch import save_file
+
+    from annotations.models import LabelClass
+    from inference.modeling import SpiderContextHead, create_backbone
+
+    classes = LabelClass.objects.filter(project=project).count()
+    torch.manual_seed(0)
+    head = SpiderContextHead(create_backbone(backbone).config.embed_dim, classes)
+    path = tmp_path / "head.safetensors"
+    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(path))
+    call_command("register_model", project=project.slug, name=name, backbone=backbone,
+                 head=str(path), stdout=io.StringIO())
+    return project
+
