@@ -104,8 +104,7 @@ def _claim(project: Project, space: EmbeddingSpace, limit: int) -> list[tuple[in
 
     The ``NOT EXISTS`` is judged on the statement's snapshot: a chunk another worker stored
     just after that snapshot was taken is unlocked by then and would be locked and embedded
-    again (two workers did embed the same 16 tiles in tests/test_embedding_scaleout.py). So
-    the locked rows are checked once more in a new statement, whose snapshot sees every
+    again. So the locked rows are checked once more in a new statement, whose snapshot sees every
     commit of a worker that held them; what was stored meanwhile is dropped (and the claim
     retried if nothing is left).
     """

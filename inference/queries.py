@@ -34,9 +34,6 @@ if TYPE_CHECKING:
         opinion_confidence: float | None
 
 
-
-
-
 @dataclass(frozen=True)
 class PatchOpinion:
     """What one model version says about one patch."""

@@ -3,8 +3,8 @@
 The export's main thread reads rows from the database and builds Arrow tables (Python, under
 the GIL); parquet encoding, the write and the sha256 run meanwhile on this thread (C++ and
 hashlib, without the GIL). At most ``depth`` writes are queued, so memory stays flat; once
-one fails the queued ones are skipped and its error re-raises in the caller, at its next
-submit or at drain.
+one fails the queued ones are skipped and its error re-raises in the caller at a later
+submit (the first that waits on it, once ``depth`` are queued) or at drain.
 """
 
 from __future__ import annotations

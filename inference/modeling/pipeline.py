@@ -192,11 +192,6 @@ def plan_decoding(device: torch.device, decoders: int | None = None,
     return DecodePlan(kind, decoders, threads)
 
 
-def default_workers() -> int:
-    """The decoder count :func:`plan_decoding` picks for the default device."""
-    return plan_decoding(default_device()).decoders
-
-
 @contextmanager
 def torch_threads(count: int) -> Iterator[None]:
     """Run with ``count`` intra-op threads, then give the process its old count back."""
