@@ -16,6 +16,8 @@ from django.core.management.base import CommandError
 from annotations.importing import ImportReport
 from annotations.importing import rows as rows_module
 from annotations.importing import writer as writer_module
+from annotations.importing.records import all_names_safe
+from annotations.importing.validation import unsafe_name_reason
 from annotations.models import LabelClass, Patch, Project, Slide, Tile, TileName
 
 
@@ -130,7 +132,7 @@ def test_strict_failure_in_a_late_batch_leaves_nothing(db, spider_copy, settings
     assert not tiles_dir.exists() or not any(p.is_file() for p in tiles_dir.rglob("*"))
 
 
-def test_names_are_checked_one_by_one_only_when_the_joined_check_doubts(db, spider_copy,
+def test_a_legal_name_with_two_dots_is_kept_and_a_parent_path_refused(db, spider_copy,
                                                                         settings):
     settings.SPIDER_IMPORT_BATCH = 4
     records = metadata(spider_copy)
@@ -151,3 +153,14 @@ def test_names_are_checked_one_by_one_only_when_the_joined_check_doubts(db, spid
     assert bad["index"] == 5 and bad["file"] == "../metadata.json"
     assert "outside the dataset folder" in bad["reason"]
     assert Patch.objects.filter(image_name="a..b.png").exists()
+
+
+@pytest.mark.parametrize("names", [
+    ["a.png"], ["a.png", "b/c.png"], [""], ["/a.png"], ["a/../b.png"], ["a\\b.png"],
+    ["a\x00b.png"], [3], ["a..b.png"], ["a.png", ""], ["a.png", "/etc/passwd"],
+])
+def test_the_joined_name_scan_never_passes_a_name_the_one_by_one_check_refuses(names):
+    """The fast path may doubt a good name, never trust a bad one."""
+    if all_names_safe(names):
+        assert not any(unsafe_name_reason(name) for name in names)  # type: ignore[arg-type]
+    assert all_names_safe(["a.png", "b/c.png"]) and not all_names_safe(["a..b.png"])
