@@ -12,7 +12,6 @@ the patches and reviews on each read (:func:`_counted_now`), fine at a demo's si
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -20,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Sum
 
 from annotations.models import Project, ProjectCount
+from annotations.queues import patch_in_audit_sample
 
 FOLD_AFTER = 2000  # a project's rows beyond which a read folds them into one per key
 _LOCK_CLASS = 726354  # pg advisory lock namespace of the counts (also in migration 0009)
@@ -56,7 +56,6 @@ def _counted_now(project: Project) -> dict[tuple[str, str], int]:
         if key is not None:
             counts[(dim, key)] = counts.get((dim, key), 0) + 1
 
-    limit = math.floor(project.audit_fraction * 2**32)
     for pid, status, split, original, current, slide in Patch.objects.filter(
             project=project).values_list("id", "status", "split", "original_label_id",
                                          "current_label_id", "slide_id").iterator():
@@ -70,7 +69,7 @@ def _counted_now(project: Project) -> dict[tuple[str, str], int]:
             add("settled", f"{original or ''}:{current or ''}")
         if original is None and current is None and status == "unreviewed":
             add("unlabelled", "")
-        if (pid + project.pk * 7919) * 2654435761 % 2**32 < limit:
+        if patch_in_audit_sample(pid, project):
             add("audit", status)
     for action, created in Review.objects.filter(patch__project=project).values_list(
             "action", "created_at").iterator():

@@ -51,6 +51,7 @@ QUEUES = ("disagreement", "uncertain", "unreviewed", "audit", "disputed", "candi
 MODEL_QUEUES = ("disagreement", "uncertain", "more_reads")
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash, so the audit sample is in SQL
 _HASH_RANGE = 2**32
+_AUDIT_SEED = 7919  # per project: a patch id's key differs from project to project
 
 
 class QueueError(ValueError):
@@ -71,12 +72,18 @@ def audit_key(project: Project) -> Mod:
 
     A BigIntegerField: compared with a bound past 2^31 (an audit fraction of 50% or more),
     Django treats an IntegerField lookup as out of range and matches every row."""
-    return Mod((F("id") + project.pk * 7919) * _HASH_MULTIPLIER, _HASH_RANGE,
+    return Mod((F("id") + project.pk * _AUDIT_SEED) * _HASH_MULTIPLIER, _HASH_RANGE,
                output_field=BigIntegerField())
 
 
 def in_audit_sample(project: Project) -> Q:
     return Q(audit_key__lt=int(project.audit_fraction * _HASH_RANGE))
+
+
+def patch_in_audit_sample(patch_id: int, project: Project) -> bool:
+    """:func:`in_audit_sample` for one patch id, in Python."""
+    key = (patch_id + project.pk * _AUDIT_SEED) * _HASH_MULTIPLIER % _HASH_RANGE
+    return key < int(project.audit_fraction * _HASH_RANGE)
 
 
 def queue_queryset(project: Project, name: str, filters: QueueFilters = QueueFilters(),
