@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +122,13 @@ def iter_variants(count: int, test_every: int = 4) -> Iterator[SlideVariant]:
 
 def build_spider_folder(out: Path, *, slides: int = 4, max_records: int | None = None,
                         plant_fraction: float = 0.1, seed: int = 0, compress_level: int = 6,
-                        min_tissue: float = 0.5) -> BuiltDataset:
+                        min_tissue: float = 0.5,
+                        write_tile: Callable[[str, np.ndarray], None] | None = None,
+                        ) -> BuiltDataset:
     """Write ``out/metadata.json`` and ``out/images/`` in SPIDER's layout from the sample.
+
+    ``write_tile(name, pixels)`` replaces writing each tile as ``images/<name>`` (the
+    active-learning bench embeds 290k tiles in memory instead of writing and decoding PNGs).
 
     Every grid cell with enough tissue becomes a central patch; its neighbours are the
     surrounding cells, shared with other records as in SPIDER. Cells near the edge have fewer
@@ -132,8 +137,13 @@ def build_spider_folder(out: Path, *, slides: int = 4, max_records: int | None =
     """
     rng = random.Random(seed)
     rgb = load_sample_rgb()
-    images = out / "images"
-    images.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    if write_tile is None:
+        images = out / "images"
+        images.mkdir(exist_ok=True)
+
+        def write_tile(name: str, tile: np.ndarray) -> None:
+            Image.fromarray(tile).save(images / name, compress_level=compress_level)
     records: list[dict] = []
     tiles_written = 0
     for variant in iter_variants(slides):
@@ -144,7 +154,7 @@ def build_spider_folder(out: Path, *, slides: int = 4, max_records: int | None =
             for c in range(cols):
                 tile = pixels[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE]
                 name = f"{variant.name}_r{r:02d}_c{c:02d}.png"
-                Image.fromarray(tile).save(images / name, compress_level=compress_level)
+                write_tile(name, tile)
                 names[(r, c)] = name
                 tiles_written += 1
         for r in range(rows):
