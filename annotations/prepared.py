@@ -26,12 +26,15 @@ from django.db.models import Model, QuerySet
 
 M = TypeVar("M", bound=Model)
 
-# Values no row or clock holds: negative ids, a microsecond in 1901.
+# Values no row or clock holds: negative ids, a microsecond in 1901, text with a "~" (no
+# slug, API token key or user name contains one).
 MARKERS: dict[str, Any] = {
     "user": -7_340_031_337,
     "project": -7_340_031_338,
     "patch": -7_340_031_339,
     "now": datetime(1901, 2, 3, 4, 5, 6, 789_012, tzinfo=UTC),
+    "slug": "~prepared-slug-marker~",
+    "key": "~prepared-key-marker~",
 }
 KEEP = 256  # statements kept per process (a queue x filters x count each)
 

@@ -13,7 +13,9 @@ import logging
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 
+from annotations.prepared import columns, compile_once, instance
 from annotations.signals import review_state_changed
 from inference.actions import JobError, start_round
 from inference.models import RetrainPolicy
@@ -27,7 +29,7 @@ def _review_state_changed(sender: Any, *, patch_id: int, project_id: int, unrevi
     """After a patch settles: queue a round if the project's policy says one is due."""
     if unreviewed:
         return
-    policy = RetrainPolicy.objects.filter(project_id=project_id, every_settled__gt=0).first()
+    policy = _policy(project_id)
     if policy is None or not due(policy, settled_count(project_id)):
         return
     with transaction.atomic():  # a savepoint: a refused round never undoes the review
@@ -43,6 +45,20 @@ def _review_state_changed(sender: Any, *, patch_id: int, project_id: int, unrevi
             return
         locked.settled_at_last_round = settled
         locked.save(update_fields=["settled_at_last_round", "updated_at"])
+
+
+def _policy(project_id: int) -> RetrainPolicy | None:
+    """The project's policy if it is on, by a statement compiled once (this runs for every
+    settled patch, inside the reviewer's request)."""
+    def build(project: int) -> QuerySet[RetrainPolicy, tuple[Any, ...]]:
+        return (RetrainPolicy.objects.filter(project_id=project, every_settled__gt=0)
+                .values_list(*columns(RetrainPolicy))[:1])
+
+    statement = compile_once("retrain policy", build, uses=("project",))
+    if statement is None:
+        return RetrainPolicy.objects.filter(project_id=project_id, every_settled__gt=0).first()
+    rows = statement.rows(project=project_id)
+    return instance(RetrainPolicy, rows[0]) if rows else None
 
 
 def connect() -> None:

@@ -146,3 +146,22 @@ def test_password_reset_says_when_no_mail_is_set_up(client, users, settings):
     sent = client.post("/accounts/password_reset/", {"email": "admin@example.org"},
                        follow=True)
     assert sent.status_code == 200 and len(mail.outbox) == 1
+
+
+def test_every_call_checks_the_token_user_and_membership_afresh(client, project, users):
+    """The token and membership checks run statements compiled once per process: a changed
+    row must still count on the very next call, with nothing remembered in between."""
+    from annotations.models import Membership
+
+    key = token_for(client, "reviewer", "pw").json()["token"]
+    path = f"/api/projects/{project.slug}/queues/"
+    assert api(client, key, path).status_code == 200
+    unknown = api(client, key[:-1] + ("0" if key[-1] != "0" else "1"), path)
+    assert unknown.status_code in (401, 403) and unknown.json()["detail"] == "Invalid token."
+    Membership.objects.filter(project=project, user=users["reviewer"]).delete()
+    assert api(client, key, path).status_code == 404  # not a member: the project is hidden
+    users["reviewer"].is_active = False
+    users["reviewer"].save(update_fields=["is_active"])
+    inactive = api(client, key, path)
+    assert inactive.status_code in (401, 403) and inactive.json()["detail"] == \
+        "User inactive or deleted."

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from django.db.models import QuerySet
 
 from annotations import lifecycle
 from annotations.models import LabelClass, Patch, PatchStatus, Project
+from annotations.prepared import columns, compile_once, instance
 from inference.models import EmbeddingSpace
 from inference.similarity import fewshot
 from inference.similarity.building import NothingToIndex
@@ -117,10 +119,25 @@ def evaluate(data: Labelled, seed: int = 0) -> dict[str, Any]:
 
 
 def current(project: Project) -> ClassPrototypes | None:
+    """The prototypes of the project's space, by a statement compiled once per space (the
+    review API shows the nearest one with every item it hands out)."""
     space = project_space(project)
     if space is None:
         return None
-    return ClassPrototypes.objects.filter(project=project, space=space).first()
+
+    def build(project: int) -> QuerySet[ClassPrototypes, tuple[Any, ...]]:
+        return (ClassPrototypes.objects.filter(project_id=project, space_id=space.pk)
+                .values_list(*columns(ClassPrototypes))[:1])
+
+    statement = compile_once(("prototypes", space.pk), build, uses=("project",))
+    if statement is None:
+        return ClassPrototypes.objects.filter(project=project, space=space).first()
+    rows = statement.rows(project=project.pk)
+    if not rows:
+        return None
+    row = instance(ClassPrototypes, rows[0])
+    row.space = space
+    return row
 
 
 def nearest_prototypes(project: Project, patch_ids: list[int]) -> dict[int, dict[str, Any]]:
