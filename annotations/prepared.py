@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypeVar
 
 from django.db import connection
@@ -92,13 +93,24 @@ def columns(model: type[Model], prefix: str = "") -> list[str]:
 def instance(model: type[M], values: Sequence[Any]) -> M:
     """``model`` from one row of its :func:`columns`, as the ORM builds it (each field's
     database converters applied: JSON parsed, for one)."""
+    names, converters = _converters(model, connection.vendor)
+    converted = list(values)
+    if len(converted) != len(names):
+        raise ValueError(f"{model.__name__}: {len(names)} columns, got {len(converted)}")
+    for position, column, convert in converters:
+        converted[position] = convert(converted[position], column, connection)
+    return model.from_db(connection.alias, names, converted)
+
+
+@cache
+def _converters(model: type[Model], vendor: str) -> tuple[list[str], list[tuple[int, Any, Any]]]:
+    """``model``'s attnames and, per column that has any, what SQLCompiler.get_converters()
+    applies to it when selected, looked up once per model rather than for every row."""
     fields = model._meta.concrete_fields
-    converted = []
-    for field, value in zip(fields, values, strict=True):
+    converters = []
+    for position, field in enumerate(fields):
         column = field.get_col(model._meta.db_table)
-        # What SQLCompiler.get_converters() applies to a selected column.
         for convert in (*connection.ops.get_db_converters(column),
                         *column.get_db_converters(connection)):
-            value = convert(value, column, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [field.attname for field in fields], converted)
+            converters.append((position, column, convert))
+    return [field.attname for field in fields], converters

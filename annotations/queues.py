@@ -260,21 +260,9 @@ def lease_next(project: Project, user: User, name: str, count: int = 1,
         # Lock order everywhere: patch rows (by id), then leases, as reviewing.submit does;
         # a decision arriving while the page prefetches must not deadlock with it.
         held_patches = _held(project, user, name, now)
-        list(Patch.objects.select_for_update(of=("self",)).filter(pk__in=held_patches)
-             .order_by("id").values_list("id", flat=True))
-        matching = set(queue_queryset(project, name, filters).filter(pk__in=held_patches)
-                       .values_list("id", flat=True)) if held_patches else set()
-        stale = [pid for pid in held_patches if pid not in matching]
-        if stale:
-            Lease.objects.filter(patch_id__in=stale, reviewer=user).delete()
-            _unhold(stale)
-        held = list(Lease.objects.filter(patch_id__in=matching, reviewer=user, queue=name,
-                                         skipped=False, expires_at__gt=now)
-                    .order_by("created_at", "id")[:count])
-        kept = sorted(lease.patch_id for lease in held)
-        Lease.objects.filter(pk__in=[lease.pk for lease in held]).update(expires_at=expires)
-        Patch.objects.filter(pk__in=kept).update(
-            lease_expires=Greatest(Coalesce(F("lease_expires"), Value(expires)), Value(expires)))
+        # Most calls (a reviewer who just decided) hold nothing: no statements to build then.
+        held = _renew_held(project, user, name, filters, held_patches, count, now,
+                           expires) if held_patches else []
         wanted = count - len(held)
         created: list[Lease] = []
         if wanted > 0:
@@ -288,6 +276,31 @@ def lease_next(project: Project, user: User, name: str, count: int = 1,
     for lease in held:
         lease.expires_at = expires
     return held + created
+
+
+def _renew_held(project: Project, user: User, name: str, filters: QueueFilters,
+                held_patches: list[int], count: int, now: datetime,
+                expires: datetime) -> list[Lease]:
+    """Renew up to ``count`` of the user's held leases that still match the queue and
+    ``filters``, oldest first; release the rest for others."""
+    list(Patch.objects.select_for_update(of=("self",)).filter(pk__in=held_patches)
+         .order_by("id").values_list("id", flat=True))
+    matching = set(queue_queryset(project, name, filters).filter(pk__in=held_patches)
+                   .values_list("id", flat=True))
+    stale = [pid for pid in held_patches if pid not in matching]
+    if stale:
+        Lease.objects.filter(patch_id__in=stale, reviewer=user).delete()
+        _unhold(stale)
+    if not matching:
+        return []
+    held = list(Lease.objects.filter(patch_id__in=matching, reviewer=user, queue=name,
+                                     skipped=False, expires_at__gt=now)
+                .order_by("created_at", "id")[:count])
+    kept = sorted(lease.patch_id for lease in held)
+    Lease.objects.filter(pk__in=[lease.pk for lease in held]).update(expires_at=expires)
+    Patch.objects.filter(pk__in=kept).update(
+        lease_expires=Greatest(Coalesce(F("lease_expires"), Value(expires)), Value(expires)))
+    return held
 
 
 class LeaseTaken(QueueError):
