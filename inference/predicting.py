@@ -81,16 +81,33 @@ def store_predictions(
                        [r.disagree for r in rows], [r.entropy for r in rows])
 
 
-def predict_chunk(version: ModelVersion, head: nn.Module, limit: int) -> int:
-    """Predict and store up to ``limit`` unclaimed patches that lack a prediction, with
-    ``head`` (the version's, loaded once per step by the caller)."""
-    with transaction.atomic():
+def _claim(version: ModelVersion, limit: int) -> list[tuple[int, list, int | None]]:
+    """Lock up to ``limit`` unpredicted patches nobody else holds (in the caller's
+    transaction), as :func:`inference.embedding._claim` does for tiles: rows a worker predicted
+    and committed after this statement's snapshot was taken are locked too, so the locked rows
+    are checked again by a new statement, and those predicted meanwhile dropped."""
+    while True:
         rows = list(
             unpredicted_patches(version)
             .select_for_update(skip_locked=True, of=("self",))
             .order_by("id")
             .values_list("id", "grid", "current_label_id")[:limit]
         )
+        if not rows:
+            return []
+        done = set(Prediction.objects.filter(
+            model_version=version, patch_id__in=[row[0] for row in rows]
+        ).values_list("patch_id", flat=True))
+        fresh = [row for row in rows if row[0] not in done]
+        if fresh:
+            return fresh
+
+
+def predict_chunk(version: ModelVersion, head: nn.Module, limit: int) -> int:
+    """Predict and store up to ``limit`` unclaimed patches that lack a prediction, with
+    ``head`` (the version's, loaded once per step by the caller)."""
+    with transaction.atomic():
+        rows = _claim(version, limit)
         if not rows:
             return 0
         patch_ids, grids, labels = zip(*rows, strict=True)
