@@ -88,9 +88,20 @@ def tissue_fraction(tile: np.ndarray) -> float:
     return float((tile.mean(axis=2) < 215).mean())
 
 
-def heuristic_class(tile: np.ndarray) -> str:
-    """A plausible skin class from colour alone (dark purple, pink, mixed, sparse)."""
-    tissue = tissue_fraction(tile)
+def tissue_fractions(pixels: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(rows, cols) :func:`tissue_fraction` of every grid cell, in one pass over the image:
+    the same numbers (a pixel's mean of 3 channels is below 215 exactly when their integer
+    sum is below 645; then a count per cell). Per tile, numpy's mean over a 3-wide axis made
+    it two thirds of cutting a stand-in slide."""
+    rgb = pixels[: rows * TILE, : cols * TILE].astype(np.uint16)
+    dark = (rgb[..., 0] + rgb[..., 1] + rgb[..., 2]) < 3 * 215
+    return dark.reshape(rows, TILE, cols, TILE).mean(axis=(1, 3))
+
+
+def heuristic_class(tile: np.ndarray, tissue: float | None = None) -> str:
+    """A plausible skin class from colour alone (dark purple, pink, mixed, sparse);
+    ``tissue`` is the tile's :func:`tissue_fraction` when the caller has it."""
+    tissue = tissue_fraction(tile) if tissue is None else tissue
     gray = float(tile.mean())
     red_minus_blue = float(tile[..., 0].mean() - tile[..., 2].mean())
     if tissue < 0.75:
@@ -157,16 +168,18 @@ def build_spider_folder(out: Path, *, slides: int = 4, max_records: int | None =
                 write_tile(name, tile)
                 names[(r, c)] = name
                 tiles_written += 1
+        tissue = tissue_fractions(pixels, rows, cols)
         for r in range(rows):
             for c in range(cols):
-                tile = pixels[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE]
-                if tissue_fraction(tile) < min_tissue:
+                if tissue[r, c] < min_tissue:
                     continue
+                tile = pixels[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE]
                 context = {f"{dr}_{dc}": names[(r + dr - 2, c + dc - 2)]
                            for dr in range(5) for dc in range(5)
                            if (dr, dc) != (2, 2) and (r + dr - 2, c + dc - 2) in names}
                 records.append({"slide_id": variant.name, "image_name": names[(r, c)],
-                                "context_info": context, "class": heuristic_class(tile),
+                                "context_info": context,
+                                "class": heuristic_class(tile, float(tissue[r, c])),
                                 "split": variant.split})
                 if max_records and len(records) >= max_records:
                     break

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-PATCHES_PER_SLIDE = 44  # measured: the 8-slide demo has 354 patches
+PATCHES_PER_SLIDE = 42  # measured: 153,683 patches on 3,637 slides (42.3)
 
 
 @dataclass

@@ -84,3 +84,26 @@ def ranking_auc(ranking: list[str], positives: set[str], total: int) -> float:
     unranked_pos = pos_total - sum(name in positives for name in ranking)
     pairs += 0.5 * unranked_pos * negatives_after
     return pairs / (pos_total * neg_total)
+
+
+def test_grid_tissue_fractions_equal_the_per_tile_ones() -> None:
+    """The stand-in slides are cut with tissue fractions computed for the whole grid at once;
+    they must be the per-tile numbers exactly (thresholds decide which cells become patches)."""
+    from annotations.sample_data import (
+        TILE,
+        iter_variants,
+        load_sample_rgb,
+        tissue_fraction,
+        tissue_fractions,
+        variant_pixels,
+    )
+
+    rgb = load_sample_rgb()
+    for variant in list(iter_variants(11))[::5]:
+        pixels = variant_pixels(rgb, variant)
+        rows, cols = pixels.shape[0] // TILE, pixels.shape[1] // TILE
+        grid = tissue_fractions(pixels, rows, cols)
+        per_tile = [[tissue_fraction(pixels[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE])
+                     for c in range(cols)] for r in range(rows)]
+        assert grid.tolist() == per_tile
+        assert grid.min() < 0.5 < grid.max()  # the sample has both background and tissue
