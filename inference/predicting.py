@@ -8,6 +8,7 @@ exactly one prediction per version however often a step is retried.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -81,7 +82,7 @@ def store_predictions(
                        [r.disagree for r in rows], [r.entropy for r in rows])
 
 
-def _claim(version: ModelVersion, limit: int) -> list[tuple[int, list, int | None]]:
+def _claim(version: ModelVersion, limit: int) -> list[tuple[Any, ...]]:
     """Lock up to ``limit`` unpredicted patches nobody else holds (in the caller's
     transaction), as :func:`inference.embedding._claim` does for tiles: rows a worker predicted
     and committed after this statement's snapshot was taken are locked too, so the locked rows
