@@ -13,7 +13,7 @@ from django.http import Http404
 
 from annotations.models import Membership, Patch, Project, Tile
 from annotations.permissions import Act, require
-from annotations.prepared import columns, compile_once, instance
+from annotations.prepared import columns, first_instances
 
 
 def access_project(user, slug: str, act: Act = Act.VIEW) -> Project:
@@ -43,16 +43,12 @@ def _membership(user_id: int, slug: str) -> Membership | None:
         return (Membership.objects.filter(project__slug=slug, user_id=user)
                 .values_list(*columns(Membership), *columns(Project, "project__"))[:1])
 
-    statement = compile_once("membership by slug", build, uses=("user", "slug"))
-    if statement is None:
-        return (Membership.objects.select_related("project")
-                .filter(project__slug=slug, user_id=user_id).first())
-    rows = statement.rows(user=user_id, slug=slug)
-    if not rows:
+    found = first_instances("membership by slug", build, (Membership, Project),
+                            user=user_id, slug=slug)
+    if found is None:
         return None
-    split = len(columns(Membership))
-    membership = instance(Membership, rows[0][:split])
-    membership.project = instance(Project, rows[0][split:])
+    membership: Membership = found[0]
+    membership.project = found[1]
     return membership
 
 

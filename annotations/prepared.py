@@ -84,6 +84,29 @@ def compile_once(key: Hashable, build: Callable[..., QuerySet[Any, Any]],
     return statement
 
 
+def first_instances(key: Hashable, build: Callable[..., QuerySet[Any, Any]],
+                    models: Sequence[type[Model]], /, **values: Any) -> tuple[Any, ...] | None:
+    """The first row of ``build(**values)`` as one instance per model of ``models``, or None
+    when there is none. ``build`` selects the :func:`columns` of each model in turn (the
+    first's own, the others' behind their relation prefix); its statement is compiled once
+    for ``key`` with markers in the places of ``values``, and if it cannot be kept so, this
+    call's queryset is compiled and run the same way."""
+    statement = compile_once(key, build, uses=tuple(values))
+    if statement is None:
+        queryset = build(**values)
+        sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+        statement = Statement(sql, tuple(params), ())
+    rows = statement.rows(**values)
+    if not rows:
+        return None
+    found, start = [], 0
+    for model in models:
+        width = len(model._meta.concrete_fields)
+        found.append(instance(model, rows[0][start : start + width]))
+        start += width
+    return tuple(found)
+
+
 def columns(model: type[Model], prefix: str = "") -> list[str]:
     """values_list() names of ``model``'s columns, behind ``prefix`` (a relation path such
     as ``"space__"`` for a related row selected in the same statement)."""

@@ -29,7 +29,7 @@ from annotations.models import (
 )
 from annotations.models.projects import percent
 from annotations.permissions import Act, require, role_allows
-from annotations.prepared import columns, compile_once, instance
+from annotations.prepared import columns, first_instances
 from annotations.queues import end_lease
 from annotations.signals import review_state_changed
 
@@ -152,12 +152,9 @@ def _lock(project: Project, patch_id: int) -> Patch | None:
         return (Patch.objects.select_for_update(of=("self",))
                 .filter(project_id=project, pk=patch).values_list(*columns(Patch)))
 
-    statement = compile_once("lock a patch to decide", build, uses=("project", "patch"))
-    if statement is None:
-        return Patch.objects.select_for_update(of=("self",)).filter(
-            project=project, pk=patch_id).first()
-    rows = statement.rows(project=project.pk, patch=patch_id)
-    return instance(Patch, rows[0]) if rows else None
+    found = first_instances("lock a patch to decide", build, (Patch,), project=project.pk,
+                            patch=patch_id)
+    return found[0] if found else None
 
 
 def _has_decision_to_undo(history: list[Review], user: User) -> bool:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from annotations.prepared import columns, compile_once, instance
+from annotations.prepared import columns, first_instances
 from inference.models import EmbeddingSpace, ModelVersion
 
 if TYPE_CHECKING:
@@ -48,9 +48,6 @@ def active_version(project: Project) -> ModelVersion | None:
     return version
 
 
-_VERSION_COLUMNS = len(columns(ModelVersion))
-
-
 def _active_version(project_id: int) -> ModelVersion | None:
     """The project's active version with its space, by a statement compiled once (the
     review API asks on every call; see :mod:`annotations.prepared`)."""
@@ -58,13 +55,10 @@ def _active_version(project_id: int) -> ModelVersion | None:
         return (ModelVersion.objects.filter(project_id=project, is_active=True)
                 .values_list(*columns(ModelVersion), *columns(EmbeddingSpace, "space__"))[:1])
 
-    statement = compile_once("active_version", build, uses=("project",))
-    if statement is None:
-        return (ModelVersion.objects.select_related("space")
-                .filter(project_id=project_id, is_active=True).first())
-    rows = statement.rows(project=project_id)
-    if not rows:
+    found = first_instances("active_version", build, (ModelVersion, EmbeddingSpace),
+                            project=project_id)
+    if found is None:
         return None
-    version = instance(ModelVersion, rows[0][:_VERSION_COLUMNS])
-    version.space = instance(EmbeddingSpace, rows[0][_VERSION_COLUMNS:])
+    version: ModelVersion = found[0]
+    version.space = found[1]
     return version

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import QuerySet
 
-from annotations.prepared import columns, compile_once, instance
+from annotations.prepared import columns, first_instances
 from annotations.signals import review_state_changed
 from inference.actions import JobError, start_round
 from inference.models import RetrainPolicy
@@ -54,11 +54,8 @@ def _policy(project_id: int) -> RetrainPolicy | None:
         return (RetrainPolicy.objects.filter(project_id=project, every_settled__gt=0)
                 .values_list(*columns(RetrainPolicy))[:1])
 
-    statement = compile_once("retrain policy", build, uses=("project",))
-    if statement is None:
-        return RetrainPolicy.objects.filter(project_id=project_id, every_settled__gt=0).first()
-    rows = statement.rows(project=project_id)
-    return instance(RetrainPolicy, rows[0]) if rows else None
+    found = first_instances("retrain policy", build, (RetrainPolicy,), project=project_id)
+    return found[0] if found else None
 
 
 def connect() -> None:

@@ -17,7 +17,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
-from annotations.prepared import columns, compile_once, instance
+from annotations.prepared import columns, first_instances
 
 
 def expires_at(token: Token) -> datetime:
@@ -50,16 +50,11 @@ def _token_with_user(key: str) -> tuple[Any, Token | None]:
         return (Token.objects.filter(key=key)
                 .values_list(*columns(Token), *columns(user_model, "user__"))[:1])
 
-    statement = compile_once("api token", build, uses=("key",))
-    if statement is None:
-        token = Token.objects.select_related("user").filter(key=key).first()
-        return (token.user if token else None), token
-    rows = statement.rows(key=key)
-    if not rows:
+    found = first_instances("api token", build, (Token, user_model), key=key)
+    if found is None:
         return None, None
-    split = len(columns(Token))
-    token = instance(Token, rows[0][:split])
-    token.user = instance(user_model, rows[0][split:])
+    token: Token = found[0]
+    token.user = found[1]
     return token.user, token
 
 

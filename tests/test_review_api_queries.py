@@ -144,3 +144,28 @@ def test_a_statement_whose_markers_are_not_parameters_is_not_kept(db):
         reviewer_id=user, expires_at__gt=now).values_list("patch_id"))
     assert used is not None and sorted(name for _, name in used.slots) == ["now", "user"]
     assert used.rows(user=0, now=prepared.MARKERS["now"]) == []
+
+
+def test_first_instances_equal_the_orm_compiled_or_not(imported):
+    """Rows read by a kept statement, and by the fallback for a queryset whose values cannot
+    be markers, become the instances the ORM builds (JSON parsed once, related row attached)."""
+    patch = Patch.objects.select_related("slide").order_by("id").first()
+
+    def build(patch: int):
+        return (Patch.objects.filter(pk=patch)
+                .values_list(*prepared.columns(Patch), *prepared.columns(Slide, "slide__")))
+
+    def inlined(patch: int):  # the id is ignored, so no marker reaches the SQL: not kept
+        return build(patch=patch_id)
+
+    patch_id = patch.pk
+    for key, make in (("test: compiled", build), ("test: fallback", inlined)):
+        found = prepared.first_instances(key, make, (Patch, Slide), patch=patch.pk)
+        assert found is not None
+        read, slide = found
+        assert [getattr(read, f.attname) for f in Patch._meta.concrete_fields] == \
+            [getattr(patch, f.attname) for f in Patch._meta.concrete_fields]
+        assert isinstance(read.grid, list) and read.grid == patch.grid
+        assert slide == patch.slide and slide.name == patch.slide.name
+    assert prepared.compile_once("test: fallback", inlined, uses=("patch",)) is None
+    assert prepared.first_instances("test: compiled", build, (Patch, Slide), patch=-1) is None

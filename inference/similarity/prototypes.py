@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 
 from annotations import lifecycle
 from annotations.models import LabelClass, Patch, PatchStatus, Project
-from annotations.prepared import columns, compile_once, instance
+from annotations.prepared import columns, first_instances
 from inference.models import EmbeddingSpace
 from inference.similarity import fewshot
 from inference.similarity.building import NothingToIndex
@@ -129,13 +129,11 @@ def current(project: Project) -> ClassPrototypes | None:
         return (ClassPrototypes.objects.filter(project_id=project, space_id=space.pk)
                 .values_list(*columns(ClassPrototypes))[:1])
 
-    statement = compile_once(("prototypes", space.pk), build, uses=("project",))
-    if statement is None:
-        return ClassPrototypes.objects.filter(project=project, space=space).first()
-    rows = statement.rows(project=project.pk)
-    if not rows:
+    found = first_instances(("prototypes", space.pk), build, (ClassPrototypes,),
+                            project=project.pk)
+    if found is None:
         return None
-    row = instance(ClassPrototypes, rows[0])
+    row: ClassPrototypes = found[0]
     row.space = space
     return row
 
