@@ -2,14 +2,17 @@
 
 :func:`prepare_batch` parses the records and starts reading and checking the files no tile
 has yet (on the writer's pool); :func:`write_batch` waits for those files and writes the
-batch's rows. :func:`pipelined` prepares batch N+1 before writing batch N, so the files of
-the next batch are read, hashed and checked (I/O, sha256 and CRCs release the GIL) while
-the database takes this one.
+batch's rows. :func:`pipelined` prepares batches N+1 and N+2 before writing batch N, so the
+files of the next two batches are read, hashed and checked (I/O, sha256 and CRCs release
+the GIL) while the database takes this one. One batch ahead was not enough: the reads of
+the next batch only started once this one's write was done, and each write then waited
+for part of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable
+from collections import deque
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -21,6 +24,8 @@ from .writer import FetchedFile, ProjectWriter
 # fetch_later(names): start reading, checking and storing the named files; the result waits.
 FetchLater = Callable[[list[str]], Callable[[], list[FetchedFile]]]
 Skip = tuple[int | None, str, str]  # (record index, file, reason)
+# Batches prepared (their files being read) before the oldest of them is written.
+READ_AHEAD = 2
 
 
 @dataclass
@@ -41,8 +46,8 @@ def prepare_batch(writer: ProjectWriter, batch: list[tuple[int, object]],
                   fetch_later: FetchLater, pending: Container[str] = ()) -> PreparedBatch:
     """Parse ``batch`` (skipping bad records) and start fetching the files it needs.
 
-    Files in ``pending`` are being fetched for the batch before; that one's write resolves
-    them (it runs first).
+    Files in ``pending`` are being fetched for batches prepared before this one; their
+    writes resolve them (they run first).
     """
     records: list[SpiderRecord] = []
     skipped: list[Skip] = []
@@ -70,9 +75,9 @@ def prepare_batch(writer: ProjectWriter, batch: list[tuple[int, object]],
 
 
 def write_batch(writer: ProjectWriter, prepared: PreparedBatch,
-                before: PreparedBatch | None = None) -> None:
-    """Write the patches of ``prepared`` (``before``: the batch written just before it,
-    whose files resolve the names this one left to it)."""
+                earlier: Sequence[PreparedBatch] = ()) -> None:
+    """Write the patches of ``prepared`` (``earlier``: the batches written just before it,
+    whose files resolve the names this one left to them)."""
     report = writer.report
     report.records += prepared.size
     for skip in prepared.skipped:
@@ -84,10 +89,9 @@ def write_batch(writer: ProjectWriter, prepared: PreparedBatch,
     tiles = dict(prepared.known)
     tiles.update(resolved)
     if len(tiles) < len(prepared.names):
-        # left to the batch before (its files were being read when this one was prepared)
-        assert before is not None
+        # left to earlier batches (their files were being read when this one was prepared)
         for name in prepared.names - tiles.keys():
-            tiles[name] = before.resolved[name]
+            tiles[name] = next(b.resolved[name] for b in earlier if name in b.resolved)
     writer.count_tiles(tiles)
     records = prepared.records
     existing = writer.existing_patches({r.image_name for r in records})
@@ -135,26 +139,41 @@ def first_unusable(record: SpiderRecord, grid: list[int | str | None]
     return None
 
 
+class _Fetching:
+    """The names being fetched for the batches in ``ahead`` (a view, not a copy)."""
+
+    def __init__(self, ahead: Iterable[PreparedBatch]) -> None:
+        self.sets = [batch.fetching for batch in ahead]
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in names for names in self.sets)
+
+
 def pipelined(batches: Iterable[list[tuple[int, object]]],
               prepare: Callable[[list[tuple[int, object]], Container[str]], PreparedBatch],
-              write: Callable[[PreparedBatch, PreparedBatch | None], None]) -> None:
-    """Prepare each batch before the one before it is written (see the module docstring).
+              write: Callable[[PreparedBatch, Sequence[PreparedBatch]], None],
+              depth: int = READ_AHEAD) -> None:
+    """Prepare each batch ``depth`` batches before it is written (see the module docstring).
 
-    When the metadata breaks off (:class:`SourceError`), the batch read before the break
-    is still written, as it would be without the overlap; then the error goes on.
+    When the metadata breaks off (:class:`SourceError`), the batches read before the break
+    are still written, as they would be without the overlap; then the error goes on.
     """
-    pending: PreparedBatch | None = None
-    written: PreparedBatch | None = None
+    ahead: deque[PreparedBatch] = deque()
+    written: deque[PreparedBatch] = deque(maxlen=depth)
+
+    def write_oldest() -> None:
+        oldest = ahead.popleft()
+        write(oldest, tuple(reversed(written)))  # newest first: most names resolve there
+        written.append(oldest)
+
     try:
         for batch in batches:
-            ahead = prepare(batch, pending.fetching if pending is not None else ())
-            if pending is not None:
-                write(pending, written)
-                written = pending
-            pending = ahead
+            ahead.append(prepare(batch, _Fetching(ahead)))
+            if len(ahead) > depth:
+                write_oldest()
     except SourceError:
-        if pending is not None:
-            write(pending, written)
+        while ahead:
+            write_oldest()
         raise
-    if pending is not None:
-        write(pending, written)
+    while ahead:
+        write_oldest()

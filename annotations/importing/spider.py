@@ -103,9 +103,9 @@ def _import_folder_source(project: Project, source: FolderSource, report: Import
         def prepare(batch: list[tuple[int, object]], pending: Container[str]) -> PreparedBatch:
             return prepare_batch(writer, batch, fetch_later, pending)
 
-        def write(prepared: PreparedBatch, before: PreparedBatch | None) -> None:
+        def write(prepared: PreparedBatch, earlier: Sequence[PreparedBatch]) -> None:
             with batch_context():
-                write_batch(writer, prepared, before)
+                write_batch(writer, prepared, earlier)
             tick(handle.tell(), total, "bytes")
 
         pipelined(batched(iter_records(handle), settings.SPIDER_IMPORT_BATCH), prepare, write)
