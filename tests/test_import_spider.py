@@ -74,6 +74,27 @@ def test_missing_context_keys_give_blank_tiles_and_a_note(project, spider_copy):
     assert report.skipped == []
 
 
+def test_notes_past_the_kept_ones_are_counted_not_listed(project, spider_copy, capsys,
+                                                         monkeypatch):
+    """Memory and the job's summary stay flat: a 160k-record import has ~56k notes."""
+    from annotations.importing import report as report_module
+    from annotations.models import ImportJob
+
+    monkeypatch.setattr(report_module, "NOTES_KEPT", 2)
+    records = metadata(spider_copy)
+    for record in records:  # every record lacks its top-left neighbour
+        record["context_info"].pop("0_0", None)
+    write_metadata(spider_copy, records)
+    call_command("import_spider", str(spider_copy), project="skin", json=True)
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["notes"]) == 2
+    assert result["notes_total"] == sum(result["note_counts"].values()) == len(records)
+    assert result["note_counts"]["context missing at 0_0: shown blank"] >= 1
+    assert result["seconds"] > 0 and result["cpu_seconds"] > 0
+    summary = ImportJob.objects.get(project=project).summary
+    assert summary["notes_total"] == len(records) and len(summary["notes"]) == 2
+
+
 def test_link_keeps_files_in_place(project, sample_spider, settings):
     import_spider(project, sample_spider, link=True)
     tile = Tile.objects.filter(project=project).first()
