@@ -12,7 +12,9 @@ class Tile(models.Model):
     made with ``--link``, an absolute path to the original file (``linked``).
     """
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tiles")
+    # db_index=False: tile_content_once (project, sha256) serves every lookup by project
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tiles",
+                                db_index=False)
     sha256 = models.CharField(max_length=64)
     file = models.CharField(max_length=1024)
     linked = models.BooleanField(default=False)
@@ -33,7 +35,9 @@ class TileName(models.Model):
     Several names may share one tile (identical content); a name maps to one tile.
     """
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tile_names")
+    # db_index=False: tile_name_once (project, name) serves every lookup by project
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tile_names",
+                                db_index=False)
     name = models.CharField(max_length=255)
     tile = models.ForeignKey(Tile, on_delete=models.CASCADE, related_name="names")
 
