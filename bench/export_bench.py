@@ -133,19 +133,27 @@ def pyarrow_floor(shards: list[Shard], target: Path, check: bool = False
     from annotations.exporting.parquet import writer_options
 
     start, cpu = time.perf_counter(), time.process_time()
-    for shard in shards:
+    written = []
+    for number, shard in enumerate(shards):
         schema = shard.schema
-        with pq.ParquetWriter(target, schema, **writer_options(schema, IMAGE_COLUMNS)) as out:
+        path = target.with_name(f"{target.stem}-{number}{target.suffix}")
+        with pq.ParquetWriter(path, schema, **writer_options(schema, IMAGE_COLUMNS)) as out:
             for files, rest in shard.groups:
                 image = image_array([Path(f).read_bytes() for f in files])
                 table = pa.Table.from_arrays([image, *rest.columns], schema=schema)
                 out.write_table(table, row_group_size=len(files))
+        written.append(path)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    # Every shard stays until the end, as the export's do: removing each before writing the
+    # next let the floor write into page-cache pages just freed, which on this VM cost 0.07 s
+    # per 200 MB against 0.6 s for pages never touched before (the host backs them lazily).
+    for path, shard in zip(written, shards, strict=True):
         if check:
-            with open(target, "rb") as handle:
+            with open(path, "rb") as handle:
                 sha = hashlib.file_digest(handle, "sha256").hexdigest()
             assert sha == shard.sha256, f"the floor's {shard.name} differs from the export's"
-        target.unlink()
-    return time.perf_counter() - start, time.process_time() - cpu
+        path.unlink()
+    return seconds, cpu
 
 
 def measure(slug: str, workdir: Path, repeat: int) -> None:
