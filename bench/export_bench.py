@@ -5,11 +5,14 @@ bench/import_bench.py's builder, imports it once with ``import_spider --link`` i
 kept for later runs, then, ``--repeat`` times, interleaved so both sides see the same load:
   1. ``manage.py export_hf`` in a child process: the command's own export time (excluding
      Python/Django start-up) and the child's peak RSS (VmHWM, read in the child itself);
-  2. the floor, in this process: for each shard of that export, read every centre tile file
-     in row order and write it with the same other columns, schema, writer options and row
-     groups with pyarrow directly, single-threaded. The first floor run checks that its files
-     have the export's sha256: both sides write the same columns and bytes. The floor does
-     not hash, query the database or record a job; the export does all three.
+  2. the floor, also in a fresh child process (its own time, without start-up): for each
+     shard of that export, read every centre tile file in row order and write it with the
+     same other columns, schema, writer options and row groups with pyarrow directly,
+     single-threaded. The first floor run checks that its files have the export's sha256:
+     both sides write the same columns and bytes. The floor does not hash, query the
+     database or record a job; the export does all three. A floor run in this long-lived
+     process would have pyarrow's allocator warm from the runs before, which no export run
+     has (on this VM a warm process wrote the same export up to 2x faster).
 
 Usage: DATABASE_URL=postgres://... python bench/export_bench.py [--sizes 4000 40000]
            [--repeat 3 1]   (repeats per size; the last one applies to the sizes after it)
@@ -156,6 +159,19 @@ def pyarrow_floor(shards: list[Shard], target: Path, check: bool = False
     return seconds, cpu
 
 
+def floor_child(shards: list[Shard], workdir: Path) -> tuple[float, float]:
+    """:func:`pyarrow_floor` in a fresh interpreter, as the export runs: (seconds, CPU)."""
+    import pickle
+
+    given = workdir / "floor-input.pickle"
+    given.write_bytes(pickle.dumps(shards))
+    _, out, _ = child([sys.executable, str(Path(__file__).resolve()), "--floor-child",
+                       str(given), str(workdir / "floor.parquet")])
+    given.unlink()
+    result = json.loads(out)
+    return result["seconds"], result["cpu"]
+
+
 def measure(slug: str, workdir: Path, repeat: int) -> None:
     out = workdir / f"out-{slug}"
     shutil.rmtree(out, ignore_errors=True)
@@ -172,7 +188,7 @@ def measure(slug: str, workdir: Path, repeat: int) -> None:
     floors, runs, loads = [], [], []
     for _ in range(repeat):
         loads.append(load())
-        floors.append(pyarrow_floor(shards, workdir / "floor.parquet"))
+        floors.append(floor_child(shards, workdir))
         runs.append(export(slug, out))
         shutil.rmtree(out)
         assert runs[-1].result["files"] == first.result["files"], "exports differ"
@@ -199,11 +215,19 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[4_000, 40_000])
     parser.add_argument("--repeat", type=int, nargs="+", default=[3, 1])
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--floor-child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spider_web.settings")
     import django
 
     django.setup()
+    if args.floor_child:  # the floor's own run (floor_child): input pickle, target
+        import pickle
+
+        shards = pickle.loads(args.floor_child[0].read_bytes())
+        seconds, cpu = pyarrow_floor(shards, args.floor_child[1])
+        print(json.dumps({"seconds": seconds, "cpu": cpu}))
+        return
     subprocess.run([*MANAGE, "migrate", "-v", "0"], check=True, cwd=ROOT)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="spider-export-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
