@@ -80,6 +80,31 @@ def test_copy_rows_equal_the_orm_rows(db, sample_spider, settings, monkeypatch, 
         assert jobs.count() == 1
 
 
+def test_a_name_still_being_read_two_batches_back_resolves_to_its_tile(db, spider_copy,
+                                                                      settings):
+    """Batches are prepared two ahead of their write: when batch 2 is prepared, the files of
+    batch 0 may still be being read, and its names must resolve from batch 0's files."""
+    settings.SPIDER_IMPORT_BATCH = 1
+    records = metadata(spider_copy)
+    first = max(records, key=lambda r: len(r["context_info"]))
+    other = next(r for r in records if r["slide_id"] != first["slide_id"]
+                 and not set(r["context_info"].values()) & set(first["context_info"].values()))
+    used = set(first["context_info"].values()) | {first["image_name"], other["image_name"]}
+    third = next(r for r in records if r["image_name"] not in used)
+    twin = {**first, "image_name": third["image_name"]}  # the first's context, its own centre
+    write_metadata(spider_copy, [first, {**other, "context_info": {}}, twin])
+    result = run(spider_copy, "two-back", "--link")
+    assert result["patches_created"] == 3 and not result["skipped"]
+    grids = {p.image_name: p.grid for p in Patch.objects.filter(project__slug="two-back")}
+    centre = 12
+    shared = [i for i in range(25) if i != centre]
+    assert [grids[first["image_name"]][i] for i in shared] == \
+        [grids[twin["image_name"]][i] for i in shared]
+    names = used | {third["image_name"]}
+    assert Tile.objects.filter(project__slug="two-back").count() == len(names)
+    assert result["tiles_created"] == len(names)
+
+
 def test_reimport_adds_nothing(db, sample_spider, settings):
     settings.SPIDER_IMPORT_BATCH = 4
     first = run(sample_spider, "again", "--link")

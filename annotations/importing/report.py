@@ -7,7 +7,7 @@ from typing import Any
 # Notes kept one by one; past this only their counts grow. A SPIDER-size import notes about
 # one record in three (edge patches lack context): 56k notes at 160k records made the report,
 # the job's summary and the --json output grow with the dataset (RSS 120 MiB at 20k records,
-# 183 MiB at 160k) and every project page load the whole summary.
+# 183 MiB at 160k) and every project page loaded the whole summary.
 NOTES_KEPT = 1000
 
 
