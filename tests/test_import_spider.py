@@ -95,6 +95,35 @@ def test_notes_past_the_kept_ones_are_counted_not_listed(project, spider_copy, c
     assert summary["notes_total"] == len(records) and len(summary["notes"]) == 2
 
 
+def test_bad_records_past_the_kept_ones_are_counted_everywhere(project, spider_copy, capsys,
+                                                               monkeypatch, client, users):
+    """A metadata.json of bad records only (a wrong folder, or hostile input) keeps a bounded
+    list; the count stays exact on the command's output, the job and the project page."""
+    from django.urls import reverse
+
+    from annotations.importing import report as report_module
+    from annotations.models import ImportJob
+
+    monkeypatch.setattr(report_module, "SKIPS_KEPT", 2)
+    records = metadata(spider_copy)
+    write_metadata(spider_copy, [{**r, "split": "validation"} for r in records])
+    call_command("import_spider", str(spider_copy), project="skin", json=True)
+    result = json.loads(capsys.readouterr().out)
+    assert result["skipped_total"] == len(records) > 2 and len(result["skipped"]) == 2
+    assert result["skipped"][0]["reason"] == "split is 'validation', expected 'train' or 'test'"
+    summary = ImportJob.objects.get(project=project).summary
+    assert summary["skipped_total"] == len(records) and len(summary["skipped"]) == 2
+
+    call_command("import_spider", str(spider_copy), project="skin")  # as a user reads it
+    err = capsys.readouterr().err
+    assert err.count("skipped record ") == 2
+    assert f"... and {len(records) - 2} more bad record(s), not listed" in err
+
+    client.force_login(users["viewer"])
+    html = client.get(reverse("project-detail", args=[project.slug])).content.decode()
+    assert f"0 new, 0 existing, {len(records)} skipped" in html
+
+
 def test_link_keeps_files_in_place(project, sample_spider, settings):
     import_spider(project, sample_spider, link=True)
     tile = Tile.objects.filter(project=project).first()

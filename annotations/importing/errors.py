@@ -17,7 +17,7 @@ class ImportAborted(Exception):
 
     def __init__(self, report: ImportReport) -> None:
         self.report = report
-        n = len(report.skipped)
+        n = report.skipped_total
         first = report.skipped[0]
         super().__init__(
             f"{n} bad record(s); nothing was imported. First: record {first.index} "

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from annotations import lifecycle
 from annotations.actions import get_or_create_project, record_import_job
 from annotations.importing import ImportAborted, SourceError
+from annotations.importing.report import ImportReport
 from annotations.importing.run import Progress
 from annotations.organs import organ_classes
 
@@ -75,6 +76,13 @@ class ImportCommand(ProgressCommand):
         parser.add_argument("--strict", action="store_true",
                             help="roll the whole import back if any record is bad")
 
+    def list_skipped(self, report: ImportReport, label: str) -> None:
+        """One stderr line per bad record the report kept, then how many more there were."""
+        for bad in report.skipped:
+            self.stderr.write(f"{label} {bad.index} ({bad.file}): {bad.reason}")
+        if (more := report.skipped_total - len(report.skipped)) > 0:
+            self.stderr.write(f"... and {more} more bad record(s), not listed")
+
     def run_import(self, project, path: Path, job, progress, options: dict):
         raise NotImplementedError
 
@@ -99,14 +107,12 @@ class ImportCommand(ProgressCommand):
         except ImportAborted as exc:
             if json:
                 self.finish(exc.report.as_dict(), "", json_output=True)
-            for bad in exc.report.skipped:
-                self.stderr.write(f"record {bad.index} ({bad.file}): {bad.reason}")
+            self.list_skipped(exc.report, "record")
             raise CommandError(f"--strict: {exc}") from exc
         except (SourceError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         if not json:
-            for bad in report.skipped:
-                self.stderr.write(f"skipped record {bad.index} ({bad.file}): {bad.reason}")
+            self.list_skipped(report, "skipped record")
         # the import's own time, as export_hf reports its own (the benches compare them)
         timing = {"seconds": round(time.perf_counter() - start, 3),
                   "cpu_seconds": round(time.process_time() - cpu, 3)}
