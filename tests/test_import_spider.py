@@ -279,3 +279,27 @@ def test_unknown_organ_creates_nothing(db, sample_spider):
     with pytest.raises(CommandError, match="unknown organ 'liver'"):
         call_command("import_spider", str(sample_spider), project="new", organ="liver")
     assert not Project.objects.filter(slug="new").exists()
+
+
+def test_read_file_returns_every_byte_even_when_the_file_grew(tmp_path, monkeypatch):
+    """The importers' one-read file reader: the whole file at any size, and the rest of a
+    file that grew between its fstat and its read (told here by a smaller fstat size)."""
+    import os
+
+    from annotations.tilestore import read_file
+
+    for size in (0, 1, 54_321, 3 << 20):
+        path = tmp_path / f"f{size}"
+        path.write_bytes(os.urandom(size))
+        assert read_file(path) == path.read_bytes()
+    real_fstat = os.fstat
+
+    class Shrunk:
+        st_size = 10
+
+    monkeypatch.setattr(os, "fstat", lambda fd: Shrunk if fd > 2 else real_fstat(fd))
+    assert read_file(path) == path.read_bytes()
+    with pytest.raises(FileNotFoundError):
+        read_file(tmp_path / "missing")
+    with pytest.raises(IsADirectoryError):
+        read_file(tmp_path)

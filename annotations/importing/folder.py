@@ -13,6 +13,7 @@ from django.conf import settings
 
 from annotations.models import ImportJob, Patch, Project
 from annotations.models.patches import CENTRE_INDEX, GRID_SIZE
+from annotations.tilestore import read_file
 
 from .errors import SourceError
 from .report import ImportReport
@@ -74,7 +75,7 @@ def import_folder(project: Project, path: str | Path, *, strict: bool = False,
             if not real.is_relative_to(resolved_root):
                 return "file points outside the dataset folder (symlink)", None
             try:
-                return real.read_bytes(), (str(real) if link else None)
+                return read_file(real), (str(real) if link else None)
             except OSError as exc:
                 return f"cannot read: {exc.strerror or exc}", None
         return reader

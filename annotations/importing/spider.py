@@ -11,6 +11,7 @@ from django.conf import settings
 
 from annotations.models import ImportJob, Project
 from annotations.organs import organ_classes
+from annotations.tilestore import read_file
 
 from .batches import PreparedBatch, pipelined, prepare_batch, write_batch
 from .errors import SourceError
@@ -88,7 +89,7 @@ def _import_folder_source(project: Project, source: FolderSource, report: Import
             if file is None:
                 return "file name points outside the dataset folder", None
             try:
-                data = file.read_bytes()
+                data = read_file(file)
             except FileNotFoundError:
                 return f"file not found: images/{name}", None
             except OSError as exc:
