@@ -273,6 +273,20 @@ def test_symlink_out_of_the_dataset_is_refused(project, spider_copy, tmp_path):
     assert not Tile.objects.filter(file=str(secret)).exists()
 
 
+def test_symlink_inside_the_images_folder_is_followed(project, spider_copy):
+    """Plain files are opened without following links; a link that stays inside images/ is
+    resolved, read, and linked by its real path."""
+    records = metadata(spider_copy)
+    images = (spider_copy / "images").resolve()
+    name = records[2]["image_name"]
+    (images / name).rename(images / "real.png")
+    (images / name).symlink_to(images / "real.png")
+    report = import_spider(project, spider_copy, link=True)
+    assert report.skipped == [] and report.patches_created == len(records)
+    patch = Patch.objects.get(project=project, image_name=name)
+    assert Tile.objects.get(pk=patch.centre_tile_id).file == str(images / "real.png")
+
+
 def test_unknown_organ_creates_nothing(db, sample_spider):
     from annotations.models import Project
 

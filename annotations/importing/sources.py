@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import errno
 import io
-import os
-import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +11,8 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING
 
 import ijson
+
+from annotations.tilestore import read_file
 
 from .errors import SourceError
 from .roots import Confinement
@@ -91,17 +92,23 @@ class FolderSource:
             self.metadata = confine.check(self.metadata, str(root / "metadata.json"))
             self.images = confine.check(self.images, str(root / "images"))
 
-    def path_of(self, name: str) -> Path | None:
-        """The file for ``name`` (already free of ``..`` and absolute parts), or None when a
-        symbolic link takes it outside images/. Plain files, the common case, cost one lstat."""
+    def read(self, name: str) -> tuple[bytes, Path] | None:
+        """(the bytes of ``name``, the path they were read from), or None when a symbolic
+        link takes it outside images/. ``name`` is already free of ``..`` and absolute
+        parts. A plain file, the common case, is opened without following links and costs
+        no separate lstat; only a link (ELOOP) or a name with folders is resolved and
+        checked. OSError (a missing file, say) goes to the caller."""
         path = self.images / name
-        try:
-            if "/" not in name and not stat.S_ISLNK(os.lstat(path).st_mode):
-                return path
-        except FileNotFoundError:
-            return path  # reported as missing by the reader
+        if "/" not in name:
+            try:
+                return read_file(path, follow_links=False), path
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
         real = path.resolve()
-        return real if real.is_relative_to(self.images) else None
+        if not real.is_relative_to(self.images):
+            return None
+        return read_file(real), real
 
 
 def image_member_name(member_name: str) -> str | None:

@@ -11,7 +11,6 @@ from django.conf import settings
 
 from annotations.models import ImportJob, Project
 from annotations.organs import organ_classes
-from annotations.tilestore import read_file
 
 from .batches import PreparedBatch, pipelined, prepare_batch, write_batch
 from .errors import SourceError
@@ -85,15 +84,15 @@ def _import_folder_source(project: Project, source: FolderSource, report: Import
         def reader() -> tuple[bytes | str, str | None]:
             if reason := unsafe_name_reason(name):
                 return reason, None
-            file = source.path_of(name)
-            if file is None:
-                return "file name points outside the dataset folder", None
             try:
-                data = read_file(file)
+                found = source.read(name)
             except FileNotFoundError:
                 return f"file not found: images/{name}", None
             except OSError as exc:
                 return f"cannot read images/{name}: {exc.strerror or exc}", None
+            if found is None:
+                return "file name points outside the dataset folder", None
+            data, file = found
             return data, (str(file) if link else None)
         return reader
 
