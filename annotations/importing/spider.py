@@ -22,6 +22,9 @@ from .validation import unsafe_name_reason
 from .writer import FetchedFile, FileReader, ProjectWriter
 
 MISSING_FROM_ARCHIVE = "file not found in the archive's images/"
+# An archive's members are checked in batches of their bytes (the stream cannot be read
+# twice), so this many tiles (~55 KB each) are held at once, whatever SPIDER_IMPORT_BATCH is.
+ARCHIVE_MEMBERS_PER_BATCH = 500
 
 T = TypeVar("T")
 # fetch(names): read, check and store the files a batch's records name but no tile has yet.
@@ -125,7 +128,7 @@ def _import_tar_source(project: Project, stream: TarStream, report: ImportReport
     with import_run(writer, strict=strict) as batch_context:
         # Pass 1: every image in the archive is checked and stored as it streams past.
         for batch in batched(stream.members(settings.SPIDER_MAX_TILE_BYTES),
-                             settings.SPIDER_IMPORT_BATCH):
+                             min(settings.SPIDER_IMPORT_BATCH, ARCHIVE_MEMBERS_PER_BATCH)):
             fetched = writer.fetch_parallel([(name, as_reader(v)) for name, v in batch],
                                             expected_size=224)
             with batch_context():
