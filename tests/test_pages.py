@@ -23,6 +23,7 @@ def test_project_page_counts(client, users, imported):
     assert re.search(rf">train</a></td><td class=\"num\">{train}<", html)
     assert re.search(rf"Unreviewed</td><td class=\"num\">{total}<", html)
     assert "succeeded" in html  # the import job is listed
+    assert f"{total} new, 0 existing, 0 skipped" in html  # a zero is still a number
 
 
 def test_patch_browser_filters_and_keyset_pages(client, users, imported):
