@@ -88,7 +88,7 @@ class FolderSource:
             raise SourceError(f"{self.metadata}: not found")
         if not self.images.is_dir():
             raise SourceError(f"{root / 'images'}: not a folder")
-        if confine is not None:  # images/ confined, so is every file path_of resolves into it
+        if confine is not None:  # images/ confined, so is every file read resolves into it
             self.metadata = confine.check(self.metadata, str(root / "metadata.json"))
             self.images = confine.check(self.images, str(root / "images"))
 
