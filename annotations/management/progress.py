@@ -25,9 +25,9 @@ class ProgressCommand(BaseCommand):
     """Adds ``--json``; subclasses call :meth:`progress_bar` and :meth:`finish`.
 
     Only the model and database checks run first: the admin and URL checks import every
-    view of the site (about 0.35 s, as long as the floor of a 5,000-record import) and
-    guard nothing a data command touches. ``manage.py check`` and every server start still
-    run them all.
+    view of the site (about 0.3 s here, half the read-and-hash floor of a 5,000-record
+    import) and guard nothing a data command touches. ``manage.py check`` and every
+    server start still run them all.
     """
 
     requires_system_checks = [Tags.models, Tags.database]
