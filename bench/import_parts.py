@@ -3,7 +3,8 @@
 Runs in this process on a folder that bench/import_bench.py built (default its 20k one), each
 import into a fresh project that is deleted afterwards:
   1. ``--batches``: SPIDER_IMPORT_BATCH values, interleaved ``--repeat`` times; wall seconds
-     and CPU seconds (this process plus its PostgreSQL backend), medians;
+     and CPU seconds (this process plus its PostgreSQL backend), medians; then ``--threads``,
+     SPIDER_IMPORT_THREADS values (the file pool), the same way;
   2. CPU seconds per thread of one import at the configured batch size: the writing thread,
      the file pool (read, sha256, PNG checks) and the PostgreSQL backend (read from /proc, so
      the database must run on this host);
@@ -11,7 +12,7 @@ import into a fresh project that is deleted afterwards:
      ``Path.read_bytes`` and with ``tilestore.read_file``, medians of 5 passes.
 
 Usage: DATABASE_URL=postgres://... python bench/import_parts.py [--folder .cache/bench/n20000]
-       [--batches 500 2000 4000] [--repeat 3]
+       [--batches 500 2000 4000] [--threads 2 4] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -60,21 +61,22 @@ def one_import(folder: Path, done: Callable[[], None] = lambda: None) -> tuple[f
     return result
 
 
-def batch_sizes(folder: Path, sizes: list[int], repeat: int) -> None:
+def sweep(folder: Path, setting: str, values: list[int], repeat: int) -> None:
+    """One import per value of ``setting``, interleaved ``repeat`` times; medians."""
     from django.conf import settings
 
-    runs: dict[int, list[tuple[float, float]]] = {size: [] for size in sizes}
-    default = settings.SPIDER_IMPORT_BATCH
+    runs: dict[int, list[tuple[float, float]]] = {value: [] for value in values}
+    default = getattr(settings, setting)
     try:
         for _ in range(repeat):
-            for size in sizes:
-                settings.SPIDER_IMPORT_BATCH = size
-                runs[size].append(one_import(folder))
+            for value in values:
+                setattr(settings, setting, value)
+                runs[value].append(one_import(folder))
     finally:
-        settings.SPIDER_IMPORT_BATCH = default
-    for size, found in runs.items():
+        setattr(settings, setting, default)
+    for value, found in runs.items():
         walls = ", ".join(f"{wall:.2f}" for wall, _ in found)
-        print(f"batch {size:5d}: wall median {statistics.median(w for w, _ in found):.2f} s "
+        print(f"{setting}={value:<5d}: wall median {statistics.median(w for w, _ in found):.2f} s "
               f"({walls}), CPU median {statistics.median(c for _, c in found):.2f} s",
               flush=True)
 
@@ -133,6 +135,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folder", type=Path, default=ROOT / ".cache" / "bench" / "n20000")
     parser.add_argument("--batches", type=int, nargs="+", default=[500, 2000, 4000])
+    parser.add_argument("--threads", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     if not (args.folder / "metadata.json").is_file():
@@ -143,7 +146,8 @@ def main() -> None:
     print(f"{args.folder}: {os.cpu_count()} cores, load "
           f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
     tile_reads(args.folder)
-    batch_sizes(args.folder, args.batches, args.repeat)
+    sweep(args.folder, "SPIDER_IMPORT_BATCH", args.batches, args.repeat)
+    sweep(args.folder, "SPIDER_IMPORT_THREADS", args.threads, args.repeat)
     per_thread(args.folder)
 
 

@@ -102,8 +102,8 @@ class ProjectWriter:
         self._created = IdBitmap()
         self._seen = IdBitmap()
         self._patches_made = IdBitmap()  # by this run (a resumed job's earlier run differs)
-        # more threads than cores: a file not in the page cache waits on the disk, not a core
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="import")
+        self._pool = ThreadPoolExecutor(max_workers=settings.SPIDER_IMPORT_THREADS,
+                                        thread_name_prefix="import")
         self.rows = rows_for()
         self.classes = dict(project.classes.values_list("name", "id"))
         self.allowed_classes = set(allowed_classes) if allowed_classes is not None else None
