@@ -263,8 +263,9 @@ SPIDER_IMPORT_BATCH = env_int("SPIDER_IMPORT_BATCH", 2000)
 # Threads that read, hash and check an import's files: one per core this process may use
 # (its cpuset, not the host's), 2 to 8. More contend for the GIL, which each file takes back
 # five or six times (open, fstat, read, close, sha256, the IDAT CRC): on 2 cores, 2 threads
-# instead of 4 imported 5k records 16% faster (bench/import_parts.py --threads). Raise it
-# for a dataset on a network share, where each read waits on the network, not a core.
+# instead of 4 imported 20k records 7% and 5k 12% faster (bench/import_parts.py --threads
+# 2 4, medians of 5). Raise it for a dataset on a network share, where each read waits on
+# the network, not a core.
 SPIDER_IMPORT_THREADS = env_int("SPIDER_IMPORT_THREADS",
                                 max(2, min(8, len(os.sched_getaffinity(0))
                                            if hasattr(os, "sched_getaffinity")
