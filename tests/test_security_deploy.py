@@ -60,6 +60,19 @@ def test_https_settings_come_from_the_environment():
     assert bad.returncode != 0 and "SECURE_PROXY_SSL_HEADER" in bad.stderr
 
 
+def test_import_settings_come_from_the_environment_and_refuse_nonsense():
+    script = ("from django.conf import settings as s; "
+              "print(s.SPIDER_IMPORT_THREADS, s.SPIDER_IMPORT_BATCH)")
+    cores = len(os.sched_getaffinity(0))
+    default = manage("shell", "-c", script)
+    assert default.stdout.split()[-2:] == [str(max(2, min(8, cores))), "2000"], default.stderr
+    tuned = manage("shell", "-c", script, SPIDER_IMPORT_THREADS="6", SPIDER_IMPORT_BATCH="300")
+    assert tuned.stdout.split()[-2:] == ["6", "300"], tuned.stderr
+    for name in ("SPIDER_IMPORT_THREADS", "SPIDER_IMPORT_BATCH"):
+        bad = manage("shell", "-c", script, **{name: "0"})
+        assert bad.returncode != 0 and f"{name}='0': must be at least 1" in bad.stderr
+
+
 @pytest.mark.django_db
 def test_https_on_redirects_and_sends_hsts_and_secure_cookies(client, users, settings):
     settings.SECURE_SSL_REDIRECT = True
