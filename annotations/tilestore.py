@@ -6,11 +6,12 @@ MEDIA_ROOT, on S3 (via SPIDER_STORAGE_BACKEND) or linked in place reads the same
 
 from __future__ import annotations
 
-import os
 from typing import IO, TYPE_CHECKING
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+
+from annotations.localfiles import read_file
 
 if TYPE_CHECKING:
     from annotations.models import Tile
@@ -48,25 +49,3 @@ def read_tile(tile: Tile) -> bytes:
         return read_file(tile.file)
     with open_tile(tile) as handle:
         return handle.read()
-
-
-def read_file(path: str | os.PathLike[str], *, follow_links: bool = True) -> bytes:
-    """A local file's bytes in one read of its size: about half the CPU of
-    ``Path.read_bytes`` for a 50 KB tile, which builds a buffered reader and reads a second
-    time to find the end. Imports and exports read every tile once, so it adds up.
-
-    ``follow_links=False``: a symbolic link as the last component raises ``OSError`` with
-    ``errno.ELOOP`` instead of being opened (the importer then checks where it points)."""
-    flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
-    fd = os.open(path, flags)
-    try:
-        size = os.fstat(fd).st_size
-        data = os.read(fd, size + 1)
-        if len(data) <= size:  # all of it, and the end seen
-            return data
-        chunks = [data]  # the file grew since fstat: read on to its end
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)

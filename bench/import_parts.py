@@ -3,22 +3,24 @@
 Runs in this process on a folder that bench/import_bench.py built (default its 20k one), each
 import into a fresh project that is deleted afterwards:
   1. ``--batches``: SPIDER_IMPORT_BATCH values, interleaved ``--repeat`` times; wall seconds
-     and CPU seconds (this process plus its PostgreSQL backend), medians; then ``--threads``,
-     SPIDER_IMPORT_THREADS values (the file pool), the same way;
-  2. CPU seconds per thread of one import at the configured batch size: the writing thread,
-     the file pool (read, sha256, PNG checks) and the PostgreSQL backend (read from /proc, so
-     the database must run on this host);
+     and CPU seconds (this process, its file-check processes and its PostgreSQL backend),
+     medians; then ``--workers``,
+     SPIDER_IMPORT_WORKERS values (the file-check processes), the same way;
+  2. CPU seconds of one import at the configured settings, per part: the writing thread, the
+     file-check processes (read, sha256, PNG checks), the threads receiving their answers
+     and the PostgreSQL backend (read from /proc, so the database must run on this host);
   3. microseconds per tile to read every file of the folder on one thread with
-     ``Path.read_bytes`` and with ``tilestore.read_file``, medians of 5 passes.
+     ``Path.read_bytes`` and with ``localfiles.read_file``, medians of 5 passes.
 
 Usage: DATABASE_URL=postgres://... python bench/import_parts.py [--folder .cache/bench/n20000]
-       [--batches 500 2000 4000] [--threads 2 4] [--repeat 3]
+       [--batches 500 2000 4000] [--workers 1 2] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import threading
@@ -39,6 +41,13 @@ def cpu_of(stat_path: str) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def own_cpu() -> float:
+    """CPU seconds of this process and of its children that have ended (the import's
+    file-check processes end with it)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def backend_cpu() -> float:
     from django.db import connection
 
@@ -53,9 +62,9 @@ def one_import(folder: Path, done: Callable[[], None] = lambda: None) -> tuple[f
     from annotations.models import Project
 
     project = Project.objects.create(name="parts", slug=f"parts-{uuid.uuid4().hex[:8]}")
-    backend, start, cpu = backend_cpu(), time.perf_counter(), time.process_time()
+    backend, start, cpu = backend_cpu(), time.perf_counter(), own_cpu()
     import_spider(project, folder, link=True)
-    result = (time.perf_counter() - start, time.process_time() - cpu + backend_cpu() - backend)
+    result = (time.perf_counter() - start, own_cpu() - cpu + backend_cpu() - backend)
     done()
     project.delete()
     return result
@@ -82,7 +91,8 @@ def sweep(folder: Path, setting: str, values: list[int], repeat: int) -> None:
 
 
 def per_thread(folder: Path) -> None:
-    """CPU per thread, read just before the file pool shuts down (its threads then exit)."""
+    """CPU per part, read just before the writer closes (its processes and threads then
+    end)."""
     from django.conf import settings
 
     from annotations.importing import writer
@@ -92,9 +102,13 @@ def per_thread(folder: Path) -> None:
 
     def counted_close(self: writer.ProjectWriter) -> None:
         if not seen:
+            checkers = self._checkers._checkers if self._checkers is not None else []
+            seen["file-check processes"] = sum(
+                cpu_of(f"/proc/{checker.process.pid}/stat") for checker in checkers)
             for thread in threading.enumerate():
                 if thread.name.startswith("import"):
-                    seen["file pool"] = seen.get("file pool", 0.0) + cpu_of(
+                    part = "answer threads" if thread.name == "import-checks" else "file threads"
+                    seen[part] = seen.get(part, 0.0) + cpu_of(
                         f"/proc/self/task/{thread.native_id}/stat")
         close(self)
 
@@ -111,15 +125,15 @@ def per_thread(folder: Path) -> None:
     finally:
         writer.ProjectWriter.close = close  # type: ignore[method-assign]
     parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in seen.items())
-    print(f"CPU per thread, batch {settings.SPIDER_IMPORT_BATCH}, wall {wall:.2f} s: {parts}",
-          flush=True)
+    print(f"CPU per part, batch {settings.SPIDER_IMPORT_BATCH}, "
+          f"{settings.SPIDER_IMPORT_WORKERS} workers, wall {wall:.2f} s: {parts}", flush=True)
 
 
 def tile_reads(folder: Path) -> None:
-    from annotations.tilestore import read_file
+    from annotations.localfiles import read_file
 
     files = sorted((folder / "images").iterdir())
-    for name, read in (("Path.read_bytes", Path.read_bytes), ("tilestore.read_file", read_file)):
+    for name, read in (("Path.read_bytes", Path.read_bytes), ("localfiles.read_file", read_file)):
         passes = []
         for _ in range(5):
             start = time.perf_counter()
@@ -135,7 +149,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folder", type=Path, default=ROOT / ".cache" / "bench" / "n20000")
     parser.add_argument("--batches", type=int, nargs="+", default=[500, 2000, 4000])
-    parser.add_argument("--threads", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     if not (args.folder / "metadata.json").is_file():
@@ -147,7 +161,7 @@ def main() -> None:
           f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
     tile_reads(args.folder)
     sweep(args.folder, "SPIDER_IMPORT_BATCH", args.batches, args.repeat)
-    sweep(args.folder, "SPIDER_IMPORT_THREADS", args.threads, args.repeat)
+    sweep(args.folder, "SPIDER_IMPORT_WORKERS", args.workers, args.repeat)
     per_thread(args.folder)
 
 

@@ -260,15 +260,17 @@ SPIDER_MAX_TILE_BYTES = env_int("SPIDER_MAX_TILE_BYTES", 4 * 1024 * 1024)
 # records ~10% faster than 500 (fewer round trips and commits per record); a folder batch
 # holds only the hashes of its files, an archive's member bytes go 500 at a time.
 SPIDER_IMPORT_BATCH = env_int("SPIDER_IMPORT_BATCH", 2000, minimum=1)
-# Threads that read, hash and check an import's files: one per core this process may use
-# (its cpuset, not the host's), 2 to 8. More contend for the GIL, which each file takes back
-# five or six times (open, fstat, read, close, sha256, the IDAT CRC): on 2 cores, 2 threads
-# instead of 4 imported 20k records 7% and 5k 12% faster (bench/import_parts.py --threads
-# 2 4, medians of 5). Raise it for a dataset on a network share, where each read waits on
-# the network, not a core. (inference.modeling.pipeline.usable_cores counts the same way; it
-# is torch-side, which settings must not import.)
+# Processes that read, hash and check the files of an imported folder (and threads that
+# check an archive's members, which arrive in the importing process): one per core this
+# process may use (its cpuset, not the host's), 1 to 8. Processes, because on threads each
+# file took the GIL back five or six times (open, fstat, read, close, sha256) from the
+# thread writing rows: on 2 cores 2 threads checked files no faster than one.
+# bench/import_parts.py --workers compares counts. Raise it for a dataset on a network
+# share, where each read waits on the network, not a core.
+# (inference.modeling.pipeline.usable_cores counts the same way; it is torch-side, which
+# settings must not import.)
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-SPIDER_IMPORT_THREADS = env_int("SPIDER_IMPORT_THREADS", max(2, min(8, _CORES or 2)), minimum=1)
+SPIDER_IMPORT_WORKERS = env_int("SPIDER_IMPORT_WORKERS", max(1, min(8, _CORES or 1)), minimum=1)
 # Folders a project admin may import from in the browser (empty: command line only).
 SPIDER_IMPORT_ROOTS = env_list("SPIDER_IMPORT_ROOTS", [])
 

@@ -300,7 +300,7 @@ def test_read_file_returns_every_byte_even_when_the_file_grew(tmp_path, monkeypa
     file that grew between its fstat and its read (told here by a smaller fstat size)."""
     import os
 
-    from annotations.tilestore import read_file
+    from annotations.localfiles import read_file
 
     for size in (0, 1, 54_321, 3 << 20):
         path = tmp_path / f"f{size}"

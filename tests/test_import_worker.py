@@ -15,8 +15,11 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def worker(settings, tmp_path):
-    """A real Celery worker process on the test database, media and import root."""
-    process = start_worker(settings, "default", SPIDER_IMPORT_ROOTS=str(tmp_path))
+    """A real Celery worker on the test database, media and import root, with the prefork
+    pool of the default queue in docker-compose.yml: its task runs in a daemonic child,
+    which must still be able to start the import's file-check processes."""
+    process = start_worker(settings, "default", pool="prefork",
+                           SPIDER_IMPORT_ROOTS=str(tmp_path))
     yield process
     stop_worker(process)
 

@@ -62,13 +62,13 @@ def test_https_settings_come_from_the_environment():
 
 def test_import_settings_come_from_the_environment_and_refuse_nonsense():
     script = ("from django.conf import settings as s; "
-              "print(s.SPIDER_IMPORT_THREADS, s.SPIDER_IMPORT_BATCH)")
+              "print(s.SPIDER_IMPORT_WORKERS, s.SPIDER_IMPORT_BATCH)")
     cores = len(os.sched_getaffinity(0))
     default = manage("shell", "-c", script)
-    assert default.stdout.split()[-2:] == [str(max(2, min(8, cores))), "2000"], default.stderr
-    tuned = manage("shell", "-c", script, SPIDER_IMPORT_THREADS="6", SPIDER_IMPORT_BATCH="300")
+    assert default.stdout.split()[-2:] == [str(max(1, min(8, cores))), "2000"], default.stderr
+    tuned = manage("shell", "-c", script, SPIDER_IMPORT_WORKERS="6", SPIDER_IMPORT_BATCH="300")
     assert tuned.stdout.split()[-2:] == ["6", "300"], tuned.stderr
-    for name in ("SPIDER_IMPORT_THREADS", "SPIDER_IMPORT_BATCH"):
+    for name in ("SPIDER_IMPORT_WORKERS", "SPIDER_IMPORT_BATCH"):
         bad = manage("shell", "-c", script, **{name: "0"})
         assert bad.returncode != 0 and f"{name}='0': must be at least 1" in bad.stderr
 

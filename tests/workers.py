@@ -14,11 +14,12 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_worker(settings, queues: str, *, log: Path | None = None,
+def start_worker(settings, queues: str, *, log: Path | None = None, pool: str = "solo",
                  **env_overrides: str) -> subprocess.Popen:
     """A real Celery worker process on the test database and media folder (own session, so
     a test can kill it and its children at once). With ``log``, it logs at INFO to that
-    file (a pipe would fill up and stall it)."""
+    file (a pipe would fill up and stall it). ``pool="prefork"`` runs tasks in one daemonic
+    child, as the default queue's workers do in docker-compose.yml."""
     from spider_web.celery import app
 
     app.control.purge()
@@ -29,7 +30,8 @@ def start_worker(settings, queues: str, *, log: Path | None = None,
     with log.open("wb") if log else nullcontext(subprocess.PIPE) as stderr:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "spider_web", "worker", "-Q", queues,
-             "--pool", "solo", "--loglevel", "INFO" if log else "WARNING", "--hostname",
+             "--pool", pool, *(["--concurrency", "1"] if pool == "prefork" else []),
+             "--loglevel", "INFO" if log else "WARNING", "--hostname",
              f"test-{os.getpid()}-{time.monotonic_ns()}@%h"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
             start_new_session=True)

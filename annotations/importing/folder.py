@@ -6,21 +6,21 @@ Such datasets carry no slide ids, so each split gets one stand-in slide, named s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from django.conf import settings
 
 from annotations.models import ImportJob, Patch, Project
 from annotations.models.patches import CENTRE_INDEX, GRID_SIZE
-from annotations.tilestore import read_file
 
 from .errors import SourceError
+from .filecheck import Layout
 from .report import ImportReport
 from .roots import confinement
 from .run import Progress, finish_job, import_run, job_progress, no_progress, start_job
 from .spider import batched
-from .writer import FetchedFile, FileReader, ProjectWriter
+from .writer import FetchedFile, ProjectWriter
 
 # A batch's images not imported yet: relative name -> (index, split, class name, file).
 Todo = dict[str, tuple[int, str, str, Path]]
@@ -69,22 +69,14 @@ def import_folder(project: Project, path: str | Path, *, strict: bool = False,
     start_job(job, total, "images")
     tick = job_progress(job, progress)
 
-    def read(file: Path) -> FileReader:
-        def reader() -> tuple[bytes | str, str | None]:
-            real = file.resolve()
-            if not real.is_relative_to(resolved_root):
-                return "file points outside the dataset folder (symlink)", None
-            try:
-                return read_file(real), (str(real) if link else None)
-            except OSError as exc:
-                return f"cannot read: {exc.strerror or exc}", None
-        return reader
+    layout = Layout(str(resolved_root), link=link, max_bytes=settings.SPIDER_MAX_TILE_BYTES,
+                    expected_size=224, missing="cannot read: {error}",
+                    unreadable="cannot read: {error}",
+                    outside="file points outside the dataset folder (symlink)",
+                    check_names=False)
 
-    def fetch_from(todo: Todo) -> Callable[[list[str]], list[FetchedFile]]:
-        def fetch(missing: list[str]) -> list[FetchedFile]:
-            return writer.fetch_parallel([(n, read(todo[n][3])) for n in missing],
-                                         expected_size=224)
-        return fetch
+    def fetch(missing: list[str]) -> list[FetchedFile]:
+        return writer.check_files_later(layout, missing)()
 
     done = 0
     try:
@@ -97,7 +89,7 @@ def import_folder(project: Project, path: str | Path, *, strict: bool = False,
                     existing = writer.existing_patches(set(names))
                     todo: Todo = {n: v for n, v in names.items() if n not in existing}
                     report.patches_existing += len(names) - len(todo)
-                    tiles = writer.resolve_tiles(set(todo), fetch_from(todo))
+                    tiles = writer.resolve_tiles(set(todo), fetch)
                     slides = writer.slide_ids({stand_in_slide(v[1]) for v in todo.values()})
                     patches: list[Patch] = []
                     for name, (index, split, label, _file) in todo.items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import io
 import tarfile
 import tempfile
@@ -11,8 +10,6 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING
 
 import ijson
-
-from annotations.tilestore import read_file
 
 from .errors import SourceError
 from .roots import Confinement
@@ -78,7 +75,8 @@ def json_reason(exc: Exception) -> str:
 
 
 class FolderSource:
-    """An extracted ``SPIDER-<organ>/`` folder: ``metadata.json`` and a flat ``images/``."""
+    """An extracted ``SPIDER-<organ>/`` folder: ``metadata.json`` and a flat ``images/``
+    (its files are read by the file-check processes, :mod:`.filecheck`)."""
 
     def __init__(self, root: Path, confine: Confinement | None = None) -> None:
         self.root = root
@@ -91,24 +89,6 @@ class FolderSource:
         if confine is not None:  # images/ confined, so is every file read resolves into it
             self.metadata = confine.check(self.metadata, str(root / "metadata.json"))
             self.images = confine.check(self.images, str(root / "images"))
-
-    def read(self, name: str) -> tuple[bytes, Path] | None:
-        """(the bytes of ``name``, the path they were read from), or None when a symbolic
-        link takes it outside images/. ``name`` is already free of ``..`` and absolute
-        parts. A plain file, the common case, is opened without following links and costs
-        no separate lstat; only a link (ELOOP) or a name with folders is resolved and
-        checked. OSError (a missing file, say) goes to the caller."""
-        path = self.images / name
-        if "/" not in name:
-            try:
-                return read_file(path, follow_links=False), path
-            except OSError as exc:
-                if exc.errno != errno.ELOOP:
-                    raise
-        real = path.resolve()
-        if not real.is_relative_to(self.images):
-            return None
-        return read_file(real), real
 
 
 def image_member_name(member_name: str) -> str | None:

@@ -14,11 +14,11 @@ from annotations.organs import organ_classes
 
 from .batches import PreparedBatch, pipelined, prepare_batch, write_batch
 from .errors import SourceError
+from .filecheck import Layout
 from .report import ImportReport
 from .roots import confinement
 from .run import Progress, finish_job, import_run, job_progress, no_progress, start_job
 from .sources import FolderSource, TarStream, iter_records
-from .validation import unsafe_name_reason
 from .writer import FetchedFile, FileReader, ProjectWriter
 
 MISSING_FROM_ARCHIVE = "file not found in the archive's images/"
@@ -83,24 +83,14 @@ def _import_folder_source(project: Project, source: FolderSource, report: Import
     start_job(job, total, "bytes")
     tick = job_progress(job, progress)
 
-    def read(name: str) -> FileReader:
-        def reader() -> tuple[bytes | str, str | None]:
-            if reason := unsafe_name_reason(name):
-                return reason, None
-            try:
-                found = source.read(name)
-            except FileNotFoundError:
-                return f"file not found: images/{name}", None
-            except OSError as exc:
-                return f"cannot read images/{name}: {exc.strerror or exc}", None
-            if found is None:
-                return "file name points outside the dataset folder", None
-            data, file = found
-            return data, (str(file) if link else None)
-        return reader
+    layout = Layout(str(source.images), link=link,
+                    max_bytes=settings.SPIDER_MAX_TILE_BYTES, expected_size=224,
+                    missing="file not found: images/{name}",
+                    unreadable="cannot read images/{name}: {error}",
+                    outside="file name points outside the dataset folder")
 
     def fetch_later(names: list[str]) -> Callable[[], list[FetchedFile]]:
-        return writer.fetch_later([(name, read(name)) for name in names], expected_size=224)
+        return writer.check_files_later(layout, names)
 
     with import_run(writer, strict=strict) as batch_context, open(source.metadata, "rb") as handle:
         def prepare(batch: list[tuple[int, object]], pending: Container[str]) -> PreparedBatch:

@@ -1,4 +1,5 @@
-"""Checks applied to every file and name before anything is stored."""
+"""Checks applied to every file and name before anything is stored (standard library and
+ISA-L only, Pillow only for formats other than PNG: the file-check processes import it)."""
 
 import hashlib
 import io
@@ -7,7 +8,6 @@ import warnings
 from dataclasses import dataclass
 
 from isal import isal_zlib
-from PIL import Image
 
 TILE_SIZE = 224
 
@@ -81,6 +81,8 @@ def check_tile_bytes(data: bytes, max_bytes: int, expected_size: int | None = TI
     if data.startswith(PNG_SIGNATURE):
         reason = png_problem(data, expected_size)
         return CheckedTile(None, sha, reason) if reason else CheckedTile(data, sha)
+    from PIL import Image  # only here: the file-check processes import this module
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -19,6 +19,8 @@ from annotations.models import (
 from annotations.signals import patches_created
 from annotations.tilestore import storage_name, store_tile_bytes
 
+from .checkers import FileCheckers
+from .filecheck import Checked, Layout
 from .report import ImportReport
 from .rows import PatchRow, TileFile, rows_for
 from .validation import CheckedTile, check_tile_bytes
@@ -33,8 +35,8 @@ HOTKEYS = "123456789abcdefghijklmnopqrtvwyz"
 
 
 FileReader = Callable[[], tuple[bytes | str, str | None]]
-# Files are read and checked in chunks of this many per pool task: one Future per file costs
-# more Python than the check itself saves.
+# Files are read and checked in chunks of this many per pool task or file-check request: one
+# Future per file costs more Python than the check itself saves.
 FETCH_CHUNK = 64
 
 
@@ -89,6 +91,7 @@ def check_and_store(name: str, data: bytes, *, link_path: str | None,
                                          checked.extension), link_path)
 
 
+
 class ProjectWriter:
     """Writes one import's rows; keeps the counts of the report it is given."""
 
@@ -102,8 +105,9 @@ class ProjectWriter:
         self._created = IdBitmap()
         self._seen = IdBitmap()
         self._patches_made = IdBitmap()  # by this run (a resumed job's earlier run differs)
-        self._pool = ThreadPoolExecutor(max_workers=settings.SPIDER_IMPORT_THREADS,
+        self._pool = ThreadPoolExecutor(max_workers=settings.SPIDER_IMPORT_WORKERS,
                                         thread_name_prefix="import")
+        self._checkers: FileCheckers[FetchedFile] | None = None
         self.rows = rows_for()
         self.classes = dict(project.classes.values_list("name", "id"))
         self.allowed_classes = set(allowed_classes) if allowed_classes is not None else None
@@ -113,6 +117,9 @@ class ProjectWriter:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        if self._checkers is not None:
+            self._checkers.close()
+            self._checkers = None
 
     # Classes and slides
     def ensure_classes(self, names: Iterable[str]) -> None:
@@ -190,6 +197,32 @@ class ProjectWriter:
         def result() -> list[FetchedFile]:
             return [fetched for future in futures for fetched in future.result()]
         return result
+
+    def check_files_later(self, layout: Layout, names: list[str]
+                          ) -> Callable[[], list[FetchedFile]]:
+        """Start reading and checking ``names`` of ``layout``'s folder in the file-check
+        processes (one per worker, started on first use) and return at once; calling the
+        result waits for the files. Files not linked are stored as they come back (and listed
+        in ``written``, for a strict import's rollback)."""
+        if self._checkers is None or self._checkers.layout != layout:
+            if self._checkers is not None:
+                self._checkers.close()
+            self._checkers = FileCheckers(layout, settings.SPIDER_IMPORT_WORKERS,
+                                          self._store_checked)
+        futures = [self._checkers.submit(names[start:start + FETCH_CHUNK])
+                   for start in range(0, len(names), FETCH_CHUNK)]
+
+        def result() -> list[FetchedFile]:
+            return [fetched for future in futures for fetched in future.result()]
+        return result
+
+    def _store_checked(self, checked: Checked) -> FetchedFile:
+        name, sha256, reason, extension, link_path, data = checked
+        if data is not None:
+            stored, new = store_tile_bytes(sha256, data, extension)
+            if new:
+                self.written.append(stored)
+        return FetchedFile(name, CheckedTile(None, sha256, reason, extension), link_path)
 
     def register_files(self, files: list[FetchedFile]) -> dict[str, int]:
         """Create tiles and names for checked files; bad ones are remembered by name."""

@@ -1,0 +1,52 @@
+"""Reading local files fast and inside a folder, with nothing but the standard library.
+
+Kept free of Django so that the import's file-check processes
+(:mod:`annotations.importing.filecheck`) can use it without setting Django up.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+
+def read_file(path: str | os.PathLike[str], *, follow_links: bool = True) -> bytes:
+    """A local file's bytes in one read of its size: about half the CPU of
+    ``Path.read_bytes`` for a 50 KB tile, which builds a buffered reader and reads a second
+    time to find the end. Imports and exports read every tile once, so it adds up.
+
+    ``follow_links=False``: a symbolic link as the last component raises ``OSError`` with
+    ``errno.ELOOP`` instead of being opened (the importer then checks where it points)."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)
+        if len(data) <= size:  # all of it, and the end seen
+            return data
+        chunks = [data]  # the file grew since fstat: read on to its end
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_inside(folder: Path, name: str) -> tuple[bytes, Path] | None:
+    """(the bytes of ``folder / name``, the path they were read from), or None when a
+    symbolic link takes it outside ``folder`` (already resolved). ``name`` is already free
+    of ``..`` and absolute parts. A plain file, the common case, is opened without
+    following links and costs no separate lstat; only a link (ELOOP) or a name with
+    folders is resolved and checked. OSError (a missing file, say) goes to the caller."""
+    path = folder / name
+    if "/" not in name:
+        try:
+            return read_file(path, follow_links=False), path
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+    real = path.resolve()
+    if not real.is_relative_to(folder):
+        return None
+    return read_file(real), real
