@@ -13,7 +13,8 @@ Each run, alternating so that both see the same load:
      own peak RSS (VmHWM).
 Prints per run and the median over --repeat runs: tiles/s of both, their ratio, records/s,
 peak RSS, the load average, and the CPU seconds of both sides (the import's counting its
-PostgreSQL backend's), whose ratio a loaded machine disturbs less than the wall-time one.
+file-check processes and its PostgreSQL backend), whose ratio a loaded machine disturbs
+less than the wall-time one.
 The ratio is given twice: for the whole command (Python and Django start-up, about 1 s,
 included) and for the import's own time as its --json reports it (``seconds``), the
 figure that grows with the dataset.
@@ -93,7 +94,8 @@ PEAK_WRAPPER = (
     "    status = open('/proc/self/status').read()\n"
     "    sys.stderr.write('VmHWM ' + re.search(r'VmHWM:\\s+(\\d+)', status).group(1) + '\\n')\n"
     "    times = os.times()\n"
-    "    sys.stderr.write(f'CPU {times.user + times.system}\\n')\n"
+    "    cpu = times.user + times.system + times.children_user + times.children_system\n"
+    "    sys.stderr.write(f'CPU {cpu}\\n')\n"
     "    from django.db import connection\n"
     "    backend_cpu(connection)\n"
     "    sys.stderr.write(f'DBCPU {sum(backends.values())}\\n')\n"

@@ -41,6 +41,12 @@ def cpu_of(stat_path: str) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def peak_mib(pid: int) -> int:
+    """Peak RSS (VmHWM) of a running process, in MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) // 1024
+
+
 def own_cpu() -> float:
     """CPU seconds of this process and of its children that have ended (the import's
     file-check processes end with it)."""
@@ -98,6 +104,7 @@ def per_thread(folder: Path) -> None:
     from annotations.importing import writer
 
     seen: dict[str, float] = {}
+    peaks: list[int] = []
     close = writer.ProjectWriter.close
 
     def counted_close(self: writer.ProjectWriter) -> None:
@@ -105,6 +112,7 @@ def per_thread(folder: Path) -> None:
             checkers = self._checkers._checkers if self._checkers is not None else []
             seen["file-check processes"] = sum(
                 cpu_of(f"/proc/{checker.process.pid}/stat") for checker in checkers)
+            peaks.extend(peak_mib(checker.process.pid) for checker in checkers)
             for thread in threading.enumerate():
                 if thread.name.startswith("import"):
                     part = "answer threads" if thread.name == "import-checks" else "file threads"
@@ -126,7 +134,8 @@ def per_thread(folder: Path) -> None:
         writer.ProjectWriter.close = close  # type: ignore[method-assign]
     parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in seen.items())
     print(f"CPU per part, batch {settings.SPIDER_IMPORT_BATCH}, "
-          f"{settings.SPIDER_IMPORT_WORKERS} workers, wall {wall:.2f} s: {parts}", flush=True)
+          f"{settings.SPIDER_IMPORT_WORKERS} workers, wall {wall:.2f} s: {parts}; peak RSS of "
+          f"the file-check processes {', '.join(f'{p} MiB' for p in peaks)}", flush=True)
 
 
 def tile_reads(folder: Path) -> None:
