@@ -109,10 +109,9 @@ def per_thread(folder: Path) -> None:
 
     def counted_close(self: writer.ProjectWriter) -> None:
         if not seen:
-            checkers = self._checkers._checkers if self._checkers is not None else []
-            seen["file-check processes"] = sum(
-                cpu_of(f"/proc/{checker.process.pid}/stat") for checker in checkers)
-            peaks.extend(peak_mib(checker.process.pid) for checker in checkers)
+            pids = self._checkers.pids if self._checkers is not None else []
+            seen["file-check processes"] = sum(cpu_of(f"/proc/{pid}/stat") for pid in pids)
+            peaks.extend(peak_mib(pid) for pid in pids)
             for thread in threading.enumerate():
                 if thread.name.startswith("import"):
                     part = "answer threads" if thread.name == "import-checks" else "file threads"

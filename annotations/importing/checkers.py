@@ -121,6 +121,11 @@ class FileCheckers(Generic[T]):
             self.close()
             raise
 
+    @property
+    def pids(self) -> list[int]:
+        """The processes' ids (``bench/import_parts.py`` reads their CPU and memory)."""
+        return [checker.process.pid for checker in self._checkers]
+
     def submit(self, names: list[str]) -> Future[list[T]]:
         """Check ``names`` on the process owing the fewest answers."""
         checker = min(self._checkers, key=lambda c: len(c.owed))

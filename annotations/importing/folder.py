@@ -22,8 +22,8 @@ from .run import Progress, finish_job, import_run, job_progress, no_progress, st
 from .spider import batched
 from .writer import FetchedFile, ProjectWriter
 
-# A batch's images not imported yet: relative name -> (index, split, class name, file).
-Todo = dict[str, tuple[int, str, str, Path]]
+# A batch's images not imported yet: name relative to the folder -> (index, split, class).
+Todo = dict[str, tuple[int, str, str]]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 SPLITS = ("train", "test")
@@ -82,7 +82,7 @@ def import_folder(project: Project, path: str | Path, *, strict: bool = False,
     try:
         with import_run(writer, strict=strict) as batch_context:
             for batch in batched(enumerate(iter_images(root)), settings.SPIDER_IMPORT_BATCH):
-                names = {str(file.relative_to(root)): (i, split, label, file)
+                names = {str(file.relative_to(root)): (i, split, label)
                          for i, (split, label, file) in batch}
                 with batch_context():
                     report.records += len(batch)
@@ -92,7 +92,7 @@ def import_folder(project: Project, path: str | Path, *, strict: bool = False,
                     tiles = writer.resolve_tiles(set(todo), fetch)
                     slides = writer.slide_ids({stand_in_slide(v[1]) for v in todo.values()})
                     patches: list[Patch] = []
-                    for name, (index, split, label, _file) in todo.items():
+                    for name, (index, split, label) in todo.items():
                         tile = tiles[name]
                         if isinstance(tile, str):
                             report.skip(index, name, tile)

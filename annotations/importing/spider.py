@@ -19,7 +19,8 @@ from .report import ImportReport
 from .roots import confinement
 from .run import Progress, finish_job, import_run, job_progress, no_progress, start_job
 from .sources import FolderSource, TarStream, iter_records
-from .writer import FetchedFile, FileReader, ProjectWriter
+from .validation import CheckedTile
+from .writer import FetchedFile, ProjectWriter
 
 MISSING_FROM_ARCHIVE = "file not found in the archive's images/"
 # An archive's members are checked in batches of their bytes (the stream cannot be read
@@ -112,23 +113,19 @@ def _import_tar_source(project: Project, stream: TarStream, report: ImportReport
     start_job(job, total, "bytes")
     tick = job_progress(job, progress)
 
-    def as_reader(value: bytes | str) -> FileReader:
-        return lambda: (value, None)
-
     with import_run(writer, strict=strict) as batch_context:
         # Pass 1: every image in the archive is checked and stored as it streams past.
         for batch in batched(stream.members(settings.SPIDER_MAX_TILE_BYTES),
                              min(settings.SPIDER_IMPORT_BATCH, ARCHIVE_MEMBERS_PER_BATCH)):
-            fetched = writer.fetch_parallel([(name, as_reader(v)) for name, v in batch],
-                                            expected_size=224)
+            fetched = writer.check_members(batch, expected_size=224)
             with batch_context():
                 writer.register_files(fetched)
             tick(stream.reader.position, total, "bytes")
 
         # Pass 2: the records, resolved against what pass 1 stored.
         def fetch(names: list[str]) -> list[FetchedFile]:
-            return writer.fetch_parallel([(n, as_reader(MISSING_FROM_ARCHIVE)) for n in names],
-                                         expected_size=224)
+            return [FetchedFile(name, CheckedTile(None, "", MISSING_FROM_ARCHIVE))
+                    for name in names]
 
         assert stream.metadata is not None
         with stream.metadata as handle:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -34,9 +34,8 @@ PALETTE = (
 HOTKEYS = "123456789abcdefghijklmnopqrtvwyz"
 
 
-FileReader = Callable[[], tuple[bytes | str, str | None]]
-# Files are read and checked in chunks of this many per pool task or file-check request: one
-# Future per file costs more Python than the check itself saves.
+# Files are checked in chunks of this many per pool task or file-check request: one Future
+# per file costs more Python than the check itself saves.
 FETCH_CHUNK = 64
 
 
@@ -78,18 +77,16 @@ class IdBitmap:
         return byte < len(self._bits) and bool(self._bits[byte] & (1 << bit))
 
 
-def check_and_store(name: str, data: bytes, *, link_path: str | None,
-                    expected_size: int | None, written: list[str]) -> FetchedFile:
-    """Check one file's bytes and, unless it is to be linked, store them by content."""
-    checked = check_tile_bytes(data, settings.SPIDER_MAX_TILE_BYTES, expected_size)
-    if not checked.reason and not link_path:
-        stored, new = store_tile_bytes(checked.sha256, data, checked.extension)
+def stored_file(name: str, sha256: str, reason: str, extension: str, link_path: str | None,
+                data: bytes | None, written: list[str]) -> FetchedFile:
+    """A checked file as a :class:`FetchedFile`; ``data`` (given for a good file that is not
+    linked) is stored by content first, and its storage name added to ``written`` when new.
+    Only the hash is kept: the bytes must not pile up per batch."""
+    if data is not None:
+        stored, new = store_tile_bytes(sha256, data, extension)
         if new:
             written.append(stored)
-    # keep only the hash: the bytes are stored (or linked) and must not pile up per batch
-    return FetchedFile(name, CheckedTile(None, checked.sha256, checked.reason,
-                                         checked.extension), link_path)
-
+    return FetchedFile(name, CheckedTile(None, sha256, reason, extension), link_path)
 
 
 class ProjectWriter:
@@ -165,38 +162,26 @@ class ProjectWriter:
         return {name: self._slides[name] for name in names}
 
     # Files and tiles
-    def fetch_parallel(self, items: Iterable[tuple[str, FileReader]],
-                       expected_size: int | None) -> list[FetchedFile]:
-        """Read, check and store files on the thread pool (I/O and hashing release the GIL).
-
-        Each item is (name, reader) where reader returns (bytes or a reason, link path).
-        """
-        return self.fetch_later(items, expected_size)()
-
-    def fetch_later(self, items: Iterable[tuple[str, FileReader]],
-                    expected_size: int | None) -> Callable[[], list[FetchedFile]]:
-        """Start :meth:`fetch_parallel` on the pool and return at once; calling the result
-        waits for the files (so the next batch's files are read while this one is written)."""
-        def work(chunk: list[tuple[str, FileReader]]) -> list[FetchedFile]:
+    def check_members(self, members: Sequence[tuple[str, bytes | str]],
+                      expected_size: int | None) -> list[FetchedFile]:
+        """Check and store an archive's members (each its bytes, or why it is unusable) on
+        the thread pool: they are in this process already, so they are not worth sending to
+        the file-check processes (hashing releases the GIL)."""
+        def work(chunk: Sequence[tuple[str, bytes | str]]) -> list[FetchedFile]:
             done = []
-            for name, reader in chunk:
-                data, link_path = reader()
+            for name, data in chunk:
                 if isinstance(data, str):
                     done.append(FetchedFile(name, CheckedTile(None, "", data)))
-                else:
-                    done.append(check_and_store(name, data, link_path=link_path,
-                                                expected_size=expected_size,
-                                                written=self.written))
+                    continue
+                checked = check_tile_bytes(data, settings.SPIDER_MAX_TILE_BYTES, expected_size)
+                done.append(stored_file(name, checked.sha256, checked.reason,
+                                        checked.extension, None,
+                                        None if checked.reason else data, self.written))
             return done
 
-        todo = list(items)
-        futures: list[Future[list[FetchedFile]]] = [
-            self._pool.submit(work, todo[start:start + FETCH_CHUNK])
-            for start in range(0, len(todo), FETCH_CHUNK)]
-
-        def result() -> list[FetchedFile]:
-            return [fetched for future in futures for fetched in future.result()]
-        return result
+        futures = [self._pool.submit(work, members[start:start + FETCH_CHUNK])
+                   for start in range(0, len(members), FETCH_CHUNK)]
+        return [fetched for future in futures for fetched in future.result()]
 
     def check_files_later(self, layout: Layout, names: list[str]
                           ) -> Callable[[], list[FetchedFile]]:
@@ -217,12 +202,7 @@ class ProjectWriter:
         return result
 
     def _store_checked(self, checked: Checked) -> FetchedFile:
-        name, sha256, reason, extension, link_path, data = checked
-        if data is not None:
-            stored, new = store_tile_bytes(sha256, data, extension)
-            if new:
-                self.written.append(stored)
-        return FetchedFile(name, CheckedTile(None, sha256, reason, extension), link_path)
+        return stored_file(*checked, written=self.written)
 
     def register_files(self, files: list[FetchedFile]) -> dict[str, int]:
         """Create tiles and names for checked files; bad ones are remembered by name."""
