@@ -174,19 +174,23 @@ def test_api_starts_and_reports_jobs(client, users, imported_4, eager):
     assert models[0]["metrics"]["evaluated_on"] == "test"
 
 
-def test_page_shows_progress_rate_and_eta(client, users, imported_4):
+def test_page_shows_progress_rate_and_eta(client, users, imported_4, monkeypatch):
     from datetime import timedelta
 
     from django.utils import timezone
 
     from inference.registry import get_space
 
+    client.force_login(users["viewer"])
+    # The rate is measured up to the page's "now": freeze it, or a page that takes more
+    # than ~0.2 s to render (a slow machine) reads 31 s instead of 30 s.
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)
     job = InferenceJob.objects.create(
         project=imported_4, kind=InferenceJob.Kind.PREDICT, space=get_space("color-texture"),
         status=InferenceJob.Status.RUNNING, stage=InferenceJob.Stage.EMBEDDING,
         tiles_total=1000, done=250, total=1000, unit="tiles", heartbeat_at=timezone.now(),
         stage_started_at=timezone.now() - timedelta(seconds=10))
-    client.force_login(users["viewer"])
     page = client.get(f"/p/{imported_4.slug}/").content.decode()
     assert "250 / 1000 tiles" in page and "25 tiles/s" in page and "30 s" in page
     assert '<meta http-equiv="refresh"' in page  # follows the running job
