@@ -36,18 +36,22 @@ class Patch(models.Model):
 
     # db_index=False: patch_project_id (project, id) and the other project-first indexes
     # serve every lookup by project; one index fewer to write per imported patch
+    # db_constraint=False on every key here: annotations.set_keys checks them once per
+    # statement (an import inserts thousands of patches per statement)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="patches",
-                                db_index=False)
-    slide = models.ForeignKey(Slide, on_delete=models.RESTRICT, related_name="patches")
+                                db_index=False, db_constraint=False)
+    slide = models.ForeignKey(Slide, on_delete=models.RESTRICT, related_name="patches",
+                              db_constraint=False)
     split = models.CharField(max_length=8, choices=Split.choices, blank=True)
     image_name = models.CharField(max_length=255)
-    centre_tile = models.ForeignKey(Tile, on_delete=models.RESTRICT, related_name="+")
+    centre_tile = models.ForeignKey(Tile, on_delete=models.RESTRICT, related_name="+",
+                                    db_constraint=False)
     grid = models.JSONField(help_text="25 tile ids, row-major; null where context is missing")
     missing_context = models.PositiveSmallIntegerField(default=0)
     original_label = models.ForeignKey(LabelClass, on_delete=models.RESTRICT, null=True,
-                                       blank=True, related_name="+")
+                                       blank=True, related_name="+", db_constraint=False)
     current_label = models.ForeignKey(LabelClass, on_delete=models.RESTRICT, null=True,
-                                      blank=True, related_name="+")
+                                      blank=True, related_name="+", db_constraint=False)
     status = models.CharField(max_length=16, choices=PatchStatus.choices,
                               default=PatchStatus.UNREVIEWED)
     version = models.PositiveIntegerField(default=1)
@@ -62,7 +66,8 @@ class Patch(models.Model):
     slide_x = models.PositiveIntegerField(null=True, blank=True)
     slide_y = models.PositiveIntegerField(null=True, blank=True)
     import_job = models.ForeignKey("annotations.ImportJob", on_delete=models.SET_NULL,
-                                   null=True, blank=True, related_name="patches")
+                                   null=True, blank=True, related_name="patches",
+                                   db_constraint=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -12,9 +12,10 @@ class Tile(models.Model):
     made with ``--link``, an absolute path to the original file (``linked``).
     """
 
-    # db_index=False: tile_content_once (project, sha256) serves every lookup by project
+    # db_index=False: tile_content_once (project, sha256) serves every lookup by project;
+    # db_constraint=False: annotations.set_keys checks it once per statement
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tiles",
-                                db_index=False)
+                                db_index=False, db_constraint=False)
     sha256 = models.CharField(max_length=64)
     file = models.CharField(max_length=1024)
     linked = models.BooleanField(default=False)
@@ -35,11 +36,13 @@ class TileName(models.Model):
     Several names may share one tile (identical content); a name maps to one tile.
     """
 
-    # db_index=False: tile_name_once (project, name) serves every lookup by project
+    # db_index=False: tile_name_once (project, name) serves every lookup by project;
+    # db_constraint=False on both keys: annotations.set_keys checks them once per statement
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tile_names",
-                                db_index=False)
+                                db_index=False, db_constraint=False)
     name = models.CharField(max_length=255)
-    tile = models.ForeignKey(Tile, on_delete=models.CASCADE, related_name="names")
+    tile = models.ForeignKey(Tile, on_delete=models.CASCADE, related_name="names",
+                             db_constraint=False)
 
     class Meta:
         constraints = [

@@ -1,0 +1,150 @@
+"""Foreign keys checked once per statement instead of once per row (PostgreSQL).
+
+A foreign key constraint runs a query per inserted row and key: six per imported patch,
+one per tile and two per tile name, about a quarter of a SPIDER import's time
+(``bench/import_bench.py``; README, *Measured*). An import inserts thousands of rows per
+statement that point at a handful of parents (one project, a few classes and slides) and
+at tiles it has just inserted, so one set-based check per statement does the same work.
+
+For the relations given, the migration that calls :func:`create_sql` drops the constraint
+(the model field says ``db_constraint=False``) and installs instead:
+
+* on the child, after each INSERT statement: the distinct keys of the new rows, their
+  parents locked ``FOR KEY SHARE`` (as the constraint's own check does, so a concurrent
+  delete of a parent waits for this transaction or makes this check fail), any key without
+  a parent raising ``foreign_key_violation`` (Django's ``IntegrityError``); after an UPDATE
+  that changes a key, the same check for that row;
+* on the parent, after each DELETE statement: any child row still pointing at a deleted
+  row raises the same error (Django's ``on_delete`` deletes or nulls the children first, as
+  it does with constraints); its ``id`` cannot change.
+
+The checks run at the end of each statement, not at commit: a child must not be inserted
+before its parent within a transaction (nothing here does). They hold under READ
+COMMITTED, the isolation Django uses: a parent-side check that waited for a concurrent
+child insert then sees its rows. TRUNCATE skips them, as ``TRUNCATE ... CASCADE`` would.
+Other databases (the SQLite demo) get no check on these columns beyond Django's own.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import NamedTuple
+
+
+class Relation(NamedTuple):
+    """``child.column`` points at ``parent.id``."""
+
+    child: str
+    column: str
+    parent: str
+
+
+def _violation(operation: str, table: str, detail: str) -> str:
+    return (f"RAISE EXCEPTION '{operation} on table \"{table}\" violates a foreign key' "
+            f"USING ERRCODE = 'foreign_key_violation', DETAIL = {detail};")
+
+
+def _child_sql(child: str, relations: Sequence[Relation]) -> str:
+    checks = []
+    for rel in relations:
+        detail = (f"format('Key ({rel.column})=(%s) is not present in table "
+                  f"\"{rel.parent}\".', missing)")
+        checks.append(f"""
+  WITH wanted AS (SELECT DISTINCT {rel.column} AS k FROM new_rows
+                   WHERE {rel.column} IS NOT NULL),
+       locked AS (SELECT p.id FROM {rel.parent} p
+                   WHERE p.id IN (SELECT k FROM wanted) FOR KEY SHARE OF p)
+  SELECT k INTO missing FROM wanted WHERE k NOT IN (SELECT id FROM locked) LIMIT 1;
+  IF missing IS NOT NULL THEN
+    {_violation("insert", child, detail)}
+  END IF;""")
+    row_checks = []
+    for rel in relations:
+        detail = (f"format('Key ({rel.column})=(%s) is not present in table "
+                  f"\"{rel.parent}\".', NEW.{rel.column})")
+        row_checks.append(f"""
+  IF NEW.{rel.column} IS NOT NULL AND NEW.{rel.column} IS DISTINCT FROM OLD.{rel.column} THEN
+    PERFORM 1 FROM {rel.parent} p WHERE p.id = NEW.{rel.column} FOR KEY SHARE;
+    IF NOT FOUND THEN
+      {_violation("update", child, detail)}
+    END IF;
+  END IF;""")
+    changed = " OR ".join(f"OLD.{rel.column} IS DISTINCT FROM NEW.{rel.column}"
+                          for rel in relations)
+    return f"""
+CREATE FUNCTION {child}_keys_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE missing bigint;
+BEGIN{"".join(checks)}
+  RETURN NULL;
+END $$;
+CREATE TRIGGER {child}_keys_insert AFTER INSERT ON {child}
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+  EXECUTE FUNCTION {child}_keys_insert();
+CREATE FUNCTION {child}_keys_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN{"".join(row_checks)}
+  RETURN NULL;
+END $$;
+CREATE TRIGGER {child}_keys_update AFTER UPDATE ON {child} FOR EACH ROW
+  WHEN ({changed}) EXECUTE FUNCTION {child}_keys_update();
+"""
+
+
+def _parent_sql(parent: str, relations: Sequence[Relation]) -> str:
+    checks = []
+    for rel in relations:
+        detail = (f"format('Key (id)=(%s) is still referenced from table \"{rel.child}\".', "
+                  "referenced)")
+        checks.append(f"""
+  SELECT c.{rel.column} INTO referenced FROM {rel.child} c
+   WHERE c.{rel.column} IN (SELECT id FROM old_rows) LIMIT 1;
+  IF referenced IS NOT NULL THEN
+    {_violation("delete", parent, detail)}
+  END IF;""")
+    return f"""
+CREATE FUNCTION {parent}_keys_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE referenced bigint;
+BEGIN{"".join(checks)}
+  RETURN NULL;
+END $$;
+CREATE TRIGGER {parent}_keys_delete AFTER DELETE ON {parent}
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+  EXECUTE FUNCTION {parent}_keys_delete();
+CREATE FUNCTION {parent}_id_fixed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  {_violation("update", parent, "format('Key (id)=(%s) cannot change.', OLD.id)")}
+END $$;
+CREATE TRIGGER {parent}_id_fixed BEFORE UPDATE OF id ON {parent} FOR EACH ROW
+  WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION {parent}_id_fixed();
+"""
+
+
+def _grouped(relations: Sequence[Relation], by: str) -> dict[str, list[Relation]]:
+    groups: dict[str, list[Relation]] = defaultdict(list)
+    for rel in relations:
+        groups[getattr(rel, by)].append(rel)
+    return groups
+
+
+def create_sql(relations: Sequence[Relation]) -> str:
+    """The functions and triggers that check ``relations`` (each table's in one function)."""
+    return "".join([*(_child_sql(child, rels)
+                      for child, rels in _grouped(relations, "child").items()),
+                    *(_parent_sql(parent, rels)
+                      for parent, rels in _grouped(relations, "parent").items())])
+
+
+def drop_sql(relations: Sequence[Relation]) -> str:
+    """Undo :func:`create_sql` (the constraints come back with the fields' migration)."""
+    statements = []
+    for child in _grouped(relations, "child"):
+        statements += [f"DROP TRIGGER {child}_keys_insert ON {child};",
+                       f"DROP TRIGGER {child}_keys_update ON {child};",
+                       f"DROP FUNCTION {child}_keys_insert();",
+                       f"DROP FUNCTION {child}_keys_update();"]
+    for parent in _grouped(relations, "parent"):
+        statements += [f"DROP TRIGGER {parent}_keys_delete ON {parent};",
+                       f"DROP TRIGGER {parent}_id_fixed ON {parent};",
+                       f"DROP FUNCTION {parent}_keys_delete();",
+                       f"DROP FUNCTION {parent}_id_fixed();"]
+    return "\n".join(statements)
