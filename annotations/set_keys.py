@@ -40,9 +40,29 @@ class Relation(NamedTuple):
     parent: str
 
 
+# The triggers (each calling the function of its name) made for a child and for a parent
+# table, named ``<table>_<suffix>``.
+CHILD_TRIGGERS = ("keys_insert", "keys_update")
+PARENT_TRIGGERS = ("keys_delete", "id_fixed")
+
+
 def _violation(operation: str, table: str, detail: str) -> str:
     return (f"RAISE EXCEPTION '{operation} on table \"{table}\" violates a foreign key' "
             f"USING ERRCODE = 'foreign_key_violation', DETAIL = {detail};")
+
+
+def _trigger(table: str, suffix: str, event: str, scope: str, body: str,
+             declare: str = "") -> str:
+    """A PL/pgSQL function ``<table>_<suffix>`` running ``body``, and the trigger of that
+    name firing it on ``event`` (``AFTER INSERT``...) with ``scope`` (``FOR EACH ...``)."""
+    name = f"{table}_{suffix}"
+    return f"""
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+{declare}BEGIN{body}
+  RETURN NULL;
+END $$;
+CREATE TRIGGER {name} {event} ON {table} {scope} EXECUTE FUNCTION {name}();
+"""
 
 
 def _child_sql(child: str, relations: Sequence[Relation]) -> str:
@@ -75,22 +95,11 @@ def _child_sql(child: str, relations: Sequence[Relation]) -> str:
   END IF;""")
     changed = " OR ".join(f"OLD.{rel.column} IS DISTINCT FROM NEW.{rel.column}"
                           for rel in relations)
-    return f"""
-CREATE FUNCTION {child}_keys_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE missing bigint;
-BEGIN{"".join(checks)}
-  RETURN NULL;
-END $$;
-CREATE TRIGGER {child}_keys_insert AFTER INSERT ON {child}
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION {child}_keys_insert();
-CREATE FUNCTION {child}_keys_update() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN{"".join(row_checks)}
-  RETURN NULL;
-END $$;
-CREATE TRIGGER {child}_keys_update AFTER UPDATE ON {child} FOR EACH ROW
-  WHEN ({changed}) EXECUTE FUNCTION {child}_keys_update();
-"""
+    return (_trigger(child, "keys_insert", "AFTER INSERT",
+                     "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT", "".join(checks),
+                     declare="DECLARE missing bigint;\n")
+            + _trigger(child, "keys_update", "AFTER UPDATE", f"FOR EACH ROW WHEN ({changed})",
+                       "".join(row_checks)))
 
 
 def _parent_sql(parent: str, relations: Sequence[Relation]) -> str:
@@ -108,22 +117,12 @@ def _parent_sql(parent: str, relations: Sequence[Relation]) -> str:
   IF referenced IS NOT NULL THEN
     {_violation("delete", parent, detail)}
   END IF;""")
-    return f"""
-CREATE FUNCTION {parent}_keys_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE referenced bigint;
-BEGIN{"".join(checks)}
-  RETURN NULL;
-END $$;
-CREATE TRIGGER {parent}_keys_delete AFTER DELETE ON {parent}
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION {parent}_keys_delete();
-CREATE FUNCTION {parent}_id_fixed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  {_violation("update", parent, "format('Key (id)=(%s) cannot change.', OLD.id)")}
-END $$;
-CREATE TRIGGER {parent}_id_fixed BEFORE UPDATE OF id ON {parent} FOR EACH ROW
-  WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION {parent}_id_fixed();
-"""
+    fixed = _violation("update", parent, "format('Key (id)=(%s) cannot change.', OLD.id)")
+    return (_trigger(parent, "keys_delete", "AFTER DELETE",
+                     "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT", "".join(checks),
+                     declare="DECLARE referenced bigint;\n")
+            + _trigger(parent, "id_fixed", "BEFORE UPDATE OF id",
+                       "FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id)", f"\n  {fixed}"))
 
 
 def _grouped(relations: Sequence[Relation], by: str) -> dict[str, list[Relation]]:
@@ -134,7 +133,10 @@ def _grouped(relations: Sequence[Relation], by: str) -> dict[str, list[Relation]
 
 
 def create_sql(relations: Sequence[Relation]) -> str:
-    """The functions and triggers that check ``relations`` (each table's in one function)."""
+    """The functions and triggers that check ``relations`` (each table's in one function).
+
+    Migration 0011 ran this text when it was applied: a change here reaches an existing
+    database only through a new migration that replaces the functions."""
     return "".join([*(_child_sql(child, rels)
                       for child, rels in _grouped(relations, "child").items()),
                     *(_parent_sql(parent, rels)
@@ -143,15 +145,8 @@ def create_sql(relations: Sequence[Relation]) -> str:
 
 def drop_sql(relations: Sequence[Relation]) -> str:
     """Undo :func:`create_sql` (the constraints come back with the fields' migration)."""
-    statements = []
-    for child in _grouped(relations, "child"):
-        statements += [f"DROP TRIGGER {child}_keys_insert ON {child};",
-                       f"DROP TRIGGER {child}_keys_update ON {child};",
-                       f"DROP FUNCTION {child}_keys_insert();",
-                       f"DROP FUNCTION {child}_keys_update();"]
-    for parent in _grouped(relations, "parent"):
-        statements += [f"DROP TRIGGER {parent}_keys_delete ON {parent};",
-                       f"DROP TRIGGER {parent}_id_fixed ON {parent};",
-                       f"DROP FUNCTION {parent}_keys_delete();",
-                       f"DROP FUNCTION {parent}_id_fixed();"]
-    return "\n".join(statements)
+    made = [(table, suffix) for by, suffixes in (("child", CHILD_TRIGGERS),
+                                                 ("parent", PARENT_TRIGGERS))
+            for table in _grouped(relations, by) for suffix in suffixes]
+    return "\n".join(f"DROP TRIGGER {table}_{suffix} ON {table}; DROP FUNCTION {table}_{suffix}();"
+                     for table, suffix in made)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import io
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -137,10 +136,11 @@ def _raw(dsn: str) -> psycopg.Connection:
 
 
 @pytest.fixture
-def dsn(transactional_db: None) -> Iterator[str]:
+def dsn(transactional_db: None) -> str:
+    """The test database, for connections of its own (committed rows, as other clients)."""
     s = connection.settings_dict
-    yield (f"host={s['HOST'] or 'localhost'} port={s['PORT'] or 5432} "
-           f"dbname={s['NAME']} user={s['USER']}")
+    return (f"host={s['HOST'] or 'localhost'} port={s['PORT'] or 5432} "
+            f"dbname={s['NAME']} user={s['USER']}")
 
 
 def insert_copy_sql() -> str:
