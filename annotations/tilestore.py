@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import IO, TYPE_CHECKING
 
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage, storages
 
 from annotations.localfiles import read_file
 
@@ -42,6 +42,17 @@ def open_tile(tile: Tile) -> IO[bytes]:
     if tile.linked:
         return open(tile.file, "rb")
     return default_storage.open(tile.file, "rb")
+
+
+def local_path(tile: Tile) -> str | None:
+    """The tile's file on this machine's file system, for readers that want the file itself;
+    None when the storage is not a FileSystemStorage (its ``path`` may name no real file:
+    Django's InMemoryStorage answers one), so the caller reads through :func:`read_tile`."""
+    if tile.linked:
+        return tile.file
+    if isinstance(storages["default"], FileSystemStorage):
+        return default_storage.path(tile.file)
+    return None
 
 
 def read_tile(tile: Tile) -> bytes:

@@ -1,19 +1,23 @@
 """The Hugging Face export's threads: a failed tile read or parquet write, or a stop between
-row groups, ends the export with a clear error and leaves no files; the Arrow columns it
-builds without ``pa.array`` hold what ``pa.array`` would."""
+row groups, ends the export with a clear error and leaves no files; the files do not depend
+on the number of reader threads or on where tiles are stored; the Arrow columns it builds
+without ``pa.array`` hold what ``pa.array`` would."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import CommandError
+from django.test import override_settings
 
-from annotations.exporting import ExportError, export_hf, hf
-from annotations.exporting.arrow_columns import column
+from annotations.exporting import ExportError, export_hf, hf, images
+from annotations.exporting.arrow_columns import FileReadError, binary_from_files, column
 from annotations.lifecycle import JobCancelled
 from annotations.models import ExportJob, Patch
 from tests.test_export_hf import run_export
@@ -32,6 +36,58 @@ def test_an_unreadable_tile_fails_the_export_naming_it_and_leaves_nothing(import
     assert not out.exists()  # neither the train shards nor the test shard's partial file
     job = ExportJob.objects.get()
     assert job.status == ExportJob.Status.FAILED and patch.image_name in job.error
+
+
+def test_a_tile_rewritten_while_it_is_read_fails_naming_it(imported_4, tmp_path, monkeypatch):
+    """Each chunk of tiles is sized, then read: a file that grew in between (rewritten under
+    a --link import, say) is an error naming it, not a tile cut short."""
+    patch = (Patch.objects.filter(project=imported_4, split="train")
+             .select_related("centre_tile").order_by("id").first())
+    path = default_storage.path(patch.centre_tile.file)
+    allocate = pa.allocate_buffer
+
+    def rewrite_then_allocate(size, *args, **kwargs):
+        with open(path, "ab") as handle:
+            handle.write(b"more")
+        return allocate(size, *args, **kwargs)
+
+    monkeypatch.setattr(pa, "allocate_buffer", rewrite_then_allocate)
+    out = tmp_path / "hf"
+    with pytest.raises(CommandError, match=(
+            f"patch {patch.pk} \\({patch.image_name}\\): cannot read its tile "
+            f"{patch.centre_tile.file}: it changed while it was read")):
+        run_export("--project", imported_4.slug, "--out", str(out))
+    assert not out.exists()
+
+
+def shard_digests(folder) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((folder / "data").iterdir())}
+
+
+def test_the_files_do_not_depend_on_the_reader_threads_or_the_storage(imported, tmp_path,
+                                                                        monkeypatch, settings):
+    """Parquet pages follow the image column's chunks, so the chunks are fixed in size: one
+    reader thread or four, tiles on disk or in a store without local paths, same bytes."""
+    monkeypatch.setattr(hf, "ROW_GROUP", 5)
+    monkeypatch.setattr(images, "CHUNK", 2)  # row groups of 3 chunks, the last one short
+    export_hf(imported, tmp_path / "one", workers=1)
+    export_hf(imported, tmp_path / "four", workers=4)
+    assert shard_digests(tmp_path / "one") == shard_digests(tmp_path / "four")
+
+    stored = {p.centre_tile.file: default_storage.open(p.centre_tile.file).read()
+              for p in Patch.objects.filter(project=imported).select_related("centre_tile")}
+    with override_settings(STORAGES={
+            "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}):
+        for name, data in stored.items():
+            assert default_storage.save(name, ContentFile(data)) == name
+            (settings.MEDIA_ROOT / name).unlink()  # the bytes are in the store only
+        export_hf(imported, tmp_path / "remote", workers=2)
+    assert shard_digests(tmp_path / "remote") == shard_digests(tmp_path / "one")
+    images_in = pq.read_table(tmp_path / "one" / "data").column("image").to_pylist()
+    assert sorted(i["bytes"] for i in images_in) == sorted(stored[p.centre_tile.file] for p in
+        Patch.objects.filter(project=imported).select_related("centre_tile"))
 
 
 def test_a_failed_write_surfaces_in_the_export_naming_the_shard(imported, tmp_path, monkeypatch):
@@ -85,3 +141,15 @@ def test_columns_hold_what_pa_array_holds(values, type_):
     assert built.type == type_ and built.null_count == values.count(None)
     assert built.equals(pa.array(values, type_)) and built.to_pylist() == pa.array(
         values, type_).to_pylist()
+
+
+def test_files_read_into_one_buffer_hold_their_bytes(tmp_path):
+    contents = [b"\x89PNG\r\n", b"", b"\x00" * 9, bytes(range(256)) * 500]
+    for i, data in enumerate(contents):
+        (tmp_path / f"{i}.png").write_bytes(data)
+    sources = [str(tmp_path / f"{i}.png") for i in range(len(contents))] + [b"given"]
+    built = binary_from_files(sources)
+    assert built.equals(pa.array([*contents, b"given"], pa.binary()))
+    with pytest.raises(FileReadError) as failed:
+        binary_from_files([sources[0], str(tmp_path / "gone.png")])
+    assert failed.value.position == 1 and failed.value.error.errno == errno.ENOENT

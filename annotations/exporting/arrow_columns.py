@@ -4,10 +4,13 @@
 4,000-patch export otherwise spends outside reading and writing) and it grows a binary
 column's data buffer by doubling, copying the image bytes several times. Here each column
 is one ``array.array`` or one ``bytes.join``: the image bytes are copied once.
+:func:`binary_from_files` does better for files: they are read straight into one buffer
+from Arrow's memory pool, so the bytes are never copied and the pool's pages are reused.
 """
 
 from __future__ import annotations
 
+import os
 from array import array
 from collections.abc import Sequence
 from itertools import accumulate
@@ -55,3 +58,52 @@ def column(values: Sequence[object], type_: pa.DataType) -> pa.Array:
     if type_ in (pa.string(), pa.binary()):
         return variable_width(values, type_)  # type: ignore[arg-type]
     raise TypeError(f"no column builder for {type_}")
+
+
+class FileReadError(Exception):
+    """Reading ``sources[position]`` failed (``error``), or it changed while being read."""
+
+    def __init__(self, position: int, error: OSError | None) -> None:
+        super().__init__(position, error)
+        self.position, self.error = position, error
+
+
+def binary_from_files(sources: Sequence[str | bytes]) -> pa.Array:
+    """A binary column of the files at the paths in ``sources`` (an item that is already
+    bytes, e.g. from remote storage, is copied in as is). Each file is opened and sized
+    first, then read with one ``readv`` into its slice of a buffer allocated once (without
+    the GIL); a file whose size changed in between raises FileReadError, as does an OSError."""
+    opened: list[int | bytes] = []
+    try:
+        sizes = []
+        for position, source in enumerate(sources):
+            if isinstance(source, bytes):
+                opened.append(source)
+                sizes.append(len(source))
+                continue
+            try:
+                fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+                opened.append(fd)
+                sizes.append(os.fstat(fd).st_size)
+            except OSError as exc:
+                raise FileReadError(position, exc) from exc
+        data = pa.allocate_buffer(sum(sizes))
+        view, beyond, offset = memoryview(data).cast("B"), bytearray(1), 0
+        for position, (handle, size) in enumerate(zip(opened, sizes, strict=True)):
+            part = view[offset:offset + size]
+            if isinstance(handle, bytes):
+                part[:] = handle
+            else:
+                try:
+                    read = os.readv(handle, [part, beyond])
+                except OSError as exc:
+                    raise FileReadError(position, exc) from exc
+                if read != size:  # shorter, or one byte beyond the size fstat gave
+                    raise FileReadError(position, None)
+            offset += size
+    finally:
+        for handle in opened:
+            if isinstance(handle, int):
+                os.close(handle)
+    offsets = array("i", accumulate(sizes, initial=0))  # OverflowError past 2 GiB
+    return pa.Array.from_buffers(pa.binary(), len(sizes), [None, pa.py_buffer(offsets), data])

@@ -36,6 +36,13 @@ def feature_spec(context: bool) -> list[FeatureSpec]:
     return spec
 
 
+def image_column(data: pa.Array) -> pa.StructArray:
+    """The struct `datasets.Image` stores, from a binary array: the bytes themselves, no
+    path."""
+    return pa.StructArray.from_arrays([data, pa.nulls(len(data), pa.string())],
+                                      names=["bytes", "path"])
+
+
 def feature_json(spec: list[FeatureSpec], class_names: tuple[str, ...]) -> dict:
     """``datasets.Features.to_dict()`` of the export's features."""
     def one(kind: str) -> dict:

@@ -18,7 +18,7 @@ from annotations.models import Patch, Project
 from .arrow_columns import column
 from .background import WriteBehind
 from .card import SplitInfo, render_card
-from .features import FeatureSpec, arrow_schema, feature_spec
+from .features import FeatureSpec, arrow_schema, feature_spec, image_column
 from .files import prepare_folder, sha256_file, snapshot_id
 from .images import ImageReader, Reading
 from .parquet import ROW_GROUP, SHARD_BYTES, ShardWriter
@@ -31,16 +31,15 @@ IMAGE_COLUMNS = {"image", "context"}
 
 
 def image_array(data: list[bytes]) -> pa.StructArray:
-    """The struct `datasets.Image` stores: the bytes themselves, no path."""
-    return pa.StructArray.from_arrays(
-        [column(data, pa.binary()), pa.nulls(len(data), pa.string())], names=["bytes", "path"])
+    """The image column of bytes made here (the 1120x1120 contexts)."""
+    return image_column(column(data, pa.binary()))
 
 
 def build_table(rows: Sequence[ExportRow], centres: Reading,
                 spec: list[FeatureSpec], schema: pa.Schema, classes: ClassList,
                 reader: ImageReader) -> pa.Table:
-    columns: dict[str, list | pa.Array] = {
-        "image": image_array(centres.result()),
+    columns: dict[str, list | pa.Array | pa.ChunkedArray] = {
+        "image": centres.result(),
         "label": [classes.index(r.current_label) for r in rows],
         "original_label": [classes.index(r.original_label) for r in rows],
         "patch_id": [r.patch_id for r in rows],
@@ -56,7 +55,7 @@ def build_table(rows: Sequence[ExportRow], centres: Reading,
     }
     if any(f.name == "context" for f in spec):
         columns["context"] = image_array(reader.contexts(rows))
-    arrays = [columns[f.name] if isinstance(columns[f.name], pa.Array)
+    arrays = [columns[f.name] if isinstance(columns[f.name], pa.Array | pa.ChunkedArray)
               else column(columns[f.name], schema.field(f.name).type) for f in spec]
     return pa.Table.from_arrays(arrays, schema=schema)
 

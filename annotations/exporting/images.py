@@ -1,6 +1,10 @@
 """Image bytes for export rows: the stored centre tile as is, and the 1120x1120 context.
 
 Reads and PNG encoding run on a small thread pool (file reads and zlib release the GIL).
+Centre tiles are read in fixed chunks of rows, each straight into an Arrow array of its
+own; the image column of a row group is those chunks, and since parquet pages follow them,
+the chunk size is fixed (never the machine's thread count), so every machine writes the
+same bytes.
 """
 
 from __future__ import annotations
@@ -10,18 +14,21 @@ import os
 from collections.abc import Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+import pyarrow as pa
 from PIL import Image
 
 from annotations.models.patches import GRID_SIZE
-from annotations.tilestore import read_tile
+from annotations.tilestore import local_path, read_tile
 
+from .arrow_columns import FileReadError, binary_from_files
 from .errors import ExportError
+from .features import IMAGE_TYPE, image_column
 from .rows import ExportRow, load_tiles
 
 TILE = 224
 BLANK = (255, 255, 255)  # a missing neighbour is shown blank, as on the patch page
 COMPOSITE_PNG_LEVEL = 1  # fast; PNG of tissue barely shrinks at higher levels
-CHUNK = 25  # centre tiles per read task, at least
+CHUNK = 25  # centre tiles per read task and per Arrow chunk of the image column
 
 
 def default_workers() -> int:
@@ -45,11 +52,10 @@ class ImageReader:
         self.close()
 
     def centres(self, rows: Sequence[ExportRow]) -> Reading:
-        """The centre tiles of ``rows``, byte for byte, being read: a few files per task
+        """The centre tiles of ``rows``, byte for byte, being read: CHUNK files per task
         (a future per file cost more CPU than reading a cached file)."""
-        step = max(CHUNK, -(-len(rows) // self.workers))
-        return Reading([self.pool.submit(read_centres, rows[i:i + step])
-                        for i in range(0, len(rows), step)])
+        return Reading([self.pool.submit(read_centres, rows[i:i + CHUNK])
+                        for i in range(0, len(rows), CHUNK)])
 
     def ahead(self, groups: Iterable[list[ExportRow]]
               ) -> Generator[tuple[list[ExportRow], Reading], None, None]:
@@ -80,29 +86,36 @@ class ImageReader:
 class Reading:
     """The centre tiles of one group of rows, read by a few tasks."""
 
-    def __init__(self, parts: list[Future[list[bytes]]]) -> None:
+    def __init__(self, parts: list[Future[pa.StructArray]]) -> None:
         self.parts = parts
 
-    def result(self) -> list[bytes]:
-        """The bytes in row order (raising the first read's error)."""
-        return [data for part in self.parts for data in part.result()]
+    def result(self) -> pa.ChunkedArray:
+        """The image column in row order (raising the first read's error)."""
+        return pa.chunked_array([part.result() for part in self.parts], type=IMAGE_TYPE)
 
     def cancel(self) -> None:
         for part in self.parts:
             part.cancel()
 
 
-def read_centres(rows: Sequence[ExportRow]) -> list[bytes]:
-    """The rows' centre tiles as stored; an unreadable file (moved, deleted or unreadable
-    since a --link import) is an ExportError naming the patch and the file."""
-    found = []
-    for row in rows:
-        try:
-            found.append(read_tile(row.centre_file))
-        except OSError as exc:
-            raise ExportError(f"patch {row.patch_id} ({row.image_name}): cannot read its "
-                              f"tile {row.centre_file.file}: {exc.strerror or exc}") from exc
-    return found
+def read_centres(rows: Sequence[ExportRow]) -> pa.StructArray:
+    """The rows' centre tiles as stored, as an image column; an unreadable file (moved,
+    deleted, unreadable or rewritten since a --link import) is an ExportError naming the
+    patch and the file."""
+    try:
+        sources: list[str | bytes] = []
+        for position, row in enumerate(rows):  # remote storage: the bytes, read here
+            try:
+                sources.append(local_path(row.centre_file) or read_tile(row.centre_file))
+            except OSError as exc:
+                raise FileReadError(position, exc) from exc
+        return image_column(binary_from_files(sources))
+    except FileReadError as failed:
+        row = rows[failed.position]
+        why = ("it changed while it was read" if failed.error is None
+               else failed.error.strerror or str(failed.error))
+        raise ExportError(f"patch {row.patch_id} ({row.image_name}): cannot read its tile "
+                          f"{row.centre_file.file}: {why}") from failed
 
 
 def decode(data: bytes) -> Image.Image:
