@@ -30,9 +30,14 @@ def review_stats(patch_ids: Iterable[int]) -> dict[int, ReviewStats]:
     ids = list(patch_ids)
     result: dict[int, ReviewStats] = {}
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        history = histories(chunk)
-        patches = Patch.objects.filter(pk__in=chunk).values_list(
+        history = histories(ids[start:start + CHUNK])
+        # Most patches of a dataset were never reviewed: no decisions to derive.
+        reviewed = [patch_id for patch_id, reviews in history.items() if reviews]
+        result.update((patch_id, NO_REVIEWS) for patch_id, reviews in history.items()
+                      if not reviews)
+        if not reviewed:
+            continue
+        patches = Patch.objects.filter(pk__in=reviewed).values_list(
             "id", "original_label_id", "project__reviews_required")
         for patch_id, original, required in patches:
             state = derive(history[patch_id], original, required)
