@@ -1,7 +1,9 @@
 """Where tile bytes live: content-addressed files in Django's default storage, or links.
 
-Every read of a tile image goes through :func:`open_tile`, so a tile stored under
-MEDIA_ROOT, on S3 (via SPIDER_STORAGE_BACKEND) or linked in place reads the same way.
+Every read of a tile image goes through :func:`open_tile` or :func:`read_tile`, so a tile
+stored under MEDIA_ROOT, in another storage (via SPIDER_STORAGE_BACKEND) or linked in place
+reads the same way; :func:`local_path` gives the file itself to a reader that wants it (the
+export reads files straight into its Arrow buffers) and None where there is no such file.
 """
 
 from __future__ import annotations
