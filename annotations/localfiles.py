@@ -8,7 +8,32 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
+
+NOT_REGULAR = "not a regular file"
+
+
+def open_regular(path: str | os.PathLike[str], *, follow_links: bool = True
+                 ) -> tuple[int, os.stat_result]:
+    """A descriptor of the regular file at ``path`` and its status; anything but a regular
+    file raises OSError (the caller closes the descriptor). Opened
+    without blocking, then checked: a FIFO named where a tile should be (anyone can make
+    one with mkfifo) would otherwise block the open, and the import or export with it,
+    until something writes to it."""
+    flags = (os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+             | (0 if follow_links else os.O_NOFOLLOW))
+    fd = os.open(path, flags)
+    try:
+        status = os.fstat(fd)
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, status
 
 
 def read_file(path: str | os.PathLike[str], *, follow_links: bool = True) -> bytes:
@@ -18,10 +43,9 @@ def read_file(path: str | os.PathLike[str], *, follow_links: bool = True) -> byt
 
     ``follow_links=False``: a symbolic link as the last component raises ``OSError`` with
     ``errno.ELOOP`` instead of being opened (the importer then checks where it points)."""
-    flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
-    fd = os.open(path, flags)
+    fd, status = open_regular(path, follow_links=follow_links)
     try:
-        size = os.fstat(fd).st_size
+        size = status.st_size
         data = os.read(fd, size + 1)
         if len(data) <= size:  # all of it, and the end seen
             return data

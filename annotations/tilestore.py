@@ -8,12 +8,13 @@ export reads files straight into its Arrow buffers) and None where there is no s
 
 from __future__ import annotations
 
+import os
 from typing import IO, TYPE_CHECKING
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage, storages
 
-from annotations.localfiles import read_file
+from annotations.localfiles import open_regular, read_file
 
 if TYPE_CHECKING:
     from annotations.models import Tile
@@ -42,7 +43,9 @@ def delete_stored(names: list[str]) -> None:
 
 def open_tile(tile: Tile) -> IO[bytes]:
     if tile.linked:
-        return open(tile.file, "rb")
+        # a linked file is the dataset's, not ours: refuse a FIFO put in its place, which
+        # would hold a web worker's thread until something wrote to it
+        return os.fdopen(open_regular(tile.file)[0], "rb")
     return default_storage.open(tile.file, "rb")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 
 from django.contrib import messages
@@ -42,6 +43,8 @@ from annotations.stats import (
     status_counts,
 )
 from annotations.tilestore import open_tile
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 60
 
@@ -204,7 +207,12 @@ def tile_image(request: HttpRequest, tile_id: int) -> FileResponse:
     """A tile's bytes; content-addressed, so browsers may cache it for good."""
     tile = access_tile(request.user, tile_id)
     content_type = mimetypes.guess_type(tile.file)[0] or "application/octet-stream"
-    response = FileResponse(open_tile(tile), content_type=content_type)
+    try:
+        handle = open_tile(tile)
+    except OSError as exc:  # a linked file moved, deleted or replaced since the import
+        log.warning("tile %s: cannot read %s: %s", tile.pk, tile.file, exc.strerror or exc)
+        raise Http404("this tile's image file cannot be read") from exc
+    response = FileResponse(handle, content_type=content_type)
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     response["ETag"] = f'"{tile.sha256}"'
     return response

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,6 +21,7 @@ from annotations.exporting import ExportError, export_hf, hf, images
 from annotations.exporting.arrow_columns import FileReadError, binary_from_files, column
 from annotations.lifecycle import JobCancelled
 from annotations.models import ExportJob, Patch
+from tests.fifos import fifo_in_place
 from tests.test_export_hf import run_export
 
 
@@ -57,6 +59,19 @@ def test_a_tile_rewritten_while_it_is_read_fails_naming_it(imported_4, tmp_path,
             f"patch {patch.pk} \\({patch.image_name}\\): cannot read its tile "
             f"{patch.centre_tile.file}: it changed while it was read")):
         run_export("--project", imported_4.slug, "--out", str(out))
+    assert not out.exists()
+
+
+def test_a_tile_replaced_by_a_fifo_fails_the_export_instead_of_waiting(imported_4, tmp_path):
+    patch = (Patch.objects.filter(project=imported_4, split="test").select_related("centre_tile")
+             .order_by("id").first())
+    out = tmp_path / "hf"
+    with (fifo_in_place(Path(default_storage.path(patch.centre_tile.file))) as released,
+          pytest.raises(CommandError, match=(
+              f"patch {patch.pk} \\({patch.image_name}\\): cannot read its tile "
+              f"{patch.centre_tile.file}: not a regular file"))):
+        run_export("--project", imported_4.slug, "--out", str(out))
+    assert not released, "the export blocked on the FIFO"
     assert not out.exists()
 
 
@@ -152,4 +167,6 @@ def test_files_read_into_one_buffer_hold_their_bytes(tmp_path):
     assert built.equals(pa.array([*contents, b"given"], pa.binary()))
     with pytest.raises(FileReadError) as failed:
         binary_from_files([sources[0], str(tmp_path / "gone.png")])
-    assert failed.value.position == 1 and failed.value.error.errno == errno.ENOENT
+    assert failed.value.position == 1 and failed.value.reason == "No such file or directory"
+    with pytest.raises(FileReadError, match="it is 128000 bytes, more than 1000"):
+        binary_from_files(sources, max_bytes=1000)

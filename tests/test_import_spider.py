@@ -299,6 +299,7 @@ def test_read_file_returns_every_byte_even_when_the_file_grew(tmp_path, monkeypa
     """The importers' one-read file reader: the whole file at any size, and the rest of a
     file that grew between its fstat and its read (told here by a smaller fstat size)."""
     import os
+    import stat
 
     from annotations.localfiles import read_file
 
@@ -306,10 +307,14 @@ def test_read_file_returns_every_byte_even_when_the_file_grew(tmp_path, monkeypa
         path = tmp_path / f"f{size}"
         path.write_bytes(os.urandom(size))
         assert read_file(path) == path.read_bytes()
+    os.mkfifo(tmp_path / "fifo")  # would block an open for reading until written to
+    with pytest.raises(OSError, match="not a regular file"):
+        read_file(tmp_path / "fifo")
     real_fstat = os.fstat
 
     class Shrunk:
         st_size = 10
+        st_mode = stat.S_IFREG | 0o644
 
     monkeypatch.setattr(os, "fstat", lambda fd: Shrunk if fd > 2 else real_fstat(fd))
     assert read_file(path) == path.read_bytes()

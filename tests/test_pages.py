@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import re
+import shutil
+from pathlib import Path
 
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from annotations.models import LabelClass, Patch
+from tests.fifos import fifo_in_place
 
 
 def test_project_page_counts(client, users, imported):
@@ -82,6 +87,23 @@ def test_patch_page_shows_context_labels_and_history(client, users, imported):
     edge = Patch.objects.filter(project=imported, missing_context__gt=0).first()
     html = client.get(reverse("patch-detail", args=[imported.slug, edge.id])).content.decode()
     assert html.count('class="cell blank') == edge.missing_context
+
+
+def test_a_linked_tile_replaced_by_a_fifo_or_gone_is_a_404_not_a_hung_worker(
+        client, users, project, sample_spider, tmp_path):
+    dataset = tmp_path / "linked"
+    shutil.copytree(sample_spider, dataset)
+    call_command("import_spider", str(dataset), project=project.slug, link=True, json=True,
+                 stdout=io.StringIO())
+    tile = Patch.objects.filter(project=project).select_related("centre_tile").first().centre_tile
+    assert tile.linked
+    client.force_login(users["viewer"])
+    url = reverse("tile-image", args=[tile.pk])
+    with fifo_in_place(Path(tile.file)) as released:
+        assert client.get(url).status_code == 404
+    assert not released, "serving the tile blocked on the FIFO"
+    Path(tile.file).unlink()
+    assert client.get(url).status_code == 404
 
 
 def test_tile_image_is_png_and_cacheable(client, users, imported):

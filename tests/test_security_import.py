@@ -1,5 +1,6 @@
 """Imports started in the browser cannot be walked out of SPIDER_IMPORT_ROOTS through symbolic
-links, and a job's error never quotes a file's content (issue 13, item 8).
+links, cannot be made to wait forever on a FIFO, and a job's error never quotes a file's
+content (issue 13, item 8).
 
 Each case starts the import from the project page as a project admin, as an attacker would,
 runs it (Celery eager, on commit) and reads what members see: the job in the API and the
@@ -19,6 +20,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from annotations.models import ImportJob, Patch
+from tests.fifos import fifo_in_place
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,6 +98,24 @@ def test_one_image_linked_outside_is_skipped_naming_the_file(
     refused = [s for s in job.summary["skipped"] if s["file"] == name]
     assert refused and "outside the dataset folder" in refused[0]["reason"]
     assert not Patch.objects.filter(project=project, image_name=name).exists()
+
+
+def test_a_fifo_where_an_image_should_be_is_skipped_not_waited_on(
+        client, users, project, layout, sample_spider, eager):
+    """Anyone can make a FIFO (mkfifo); opening one to read blocks until something writes to
+    it, and an import that did would never finish. It is refused as not a regular file."""
+    datasets, _ = layout
+    dataset = datasets / "skin"
+    shutil.copytree(sample_spider, dataset)
+    name = json.loads((dataset / "metadata.json").read_text())[0]["image_name"]
+    with fifo_in_place(dataset / "images" / name) as released:
+        job = start(client, users, project, dataset)
+    assert not released, "the import blocked on the FIFO"
+    assert job.status == ImportJob.Status.SUCCEEDED, job.error
+    refused = [s for s in job.summary["skipped"] if s["file"] == name]
+    assert refused and refused[0]["reason"] == f"cannot read images/{name}: not a regular file"
+    assert not Patch.objects.filter(project=project, image_name=name).exists()
+    assert Patch.objects.filter(project=project).exists()  # the other records are in
 
 
 def test_an_archive_part_linked_outside_a_root_is_refused(

@@ -17,6 +17,8 @@ from itertools import accumulate
 
 import pyarrow as pa
 
+from annotations.localfiles import open_regular
+
 # array.array type codes of the fixed-width types the export writes (little-endian host)
 TYPECODES = {pa.int64(): "q", pa.int32(): "i", pa.float32(): "f", pa.float64(): "d"}
 assert array("i").itemsize == 4 and array("q").itemsize == 8
@@ -61,18 +63,22 @@ def column(values: Sequence[object], type_: pa.DataType) -> pa.Array:
 
 
 class FileReadError(Exception):
-    """Reading ``sources[position]`` failed (``error``), or it changed while being read."""
+    """Reading ``sources[position]`` failed, or the file is not what it was: ``reason``."""
 
-    def __init__(self, position: int, error: OSError | None) -> None:
-        super().__init__(position, error)
-        self.position, self.error = position, error
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(position, reason)
+        self.position, self.reason = position, reason
 
 
-def binary_from_files(sources: Sequence[str | bytes]) -> pa.Array:
+def binary_from_files(sources: Sequence[str | bytes], max_bytes: int | None = None
+                      ) -> pa.Array:
     """A binary column of the files at the paths in ``sources`` (an item that is already
-    bytes, e.g. from remote storage, is copied in as is). Each file is opened and sized
-    first, then read with one ``readv`` into its slice of a buffer allocated once (without
-    the GIL); a file whose size changed in between raises FileReadError, as does an OSError."""
+    bytes, e.g. from remote storage, is copied in as is).
+
+    Each file is opened (a regular file only: :func:`~annotations.localfiles.open_regular`)
+    and sized first, then read with one ``readv`` into its slice of a buffer allocated once
+    (without the GIL). FileReadError names the first file that cannot be read, is larger
+    than ``max_bytes`` or changed size in between."""
     opened: list[int | bytes] = []
     try:
         sizes = []
@@ -82,11 +88,14 @@ def binary_from_files(sources: Sequence[str | bytes]) -> pa.Array:
                 sizes.append(len(source))
                 continue
             try:
-                fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-                opened.append(fd)
-                sizes.append(os.fstat(fd).st_size)
+                fd, status = open_regular(source)
             except OSError as exc:
-                raise FileReadError(position, exc) from exc
+                raise FileReadError(position, exc.strerror or str(exc)) from exc
+            opened.append(fd)
+            sizes.append(status.st_size)
+            if max_bytes is not None and status.st_size > max_bytes:
+                raise FileReadError(position, f"it is {status.st_size} bytes, more than "
+                                              f"{max_bytes}")
         data = pa.allocate_buffer(sum(sizes))
         view, beyond, offset = memoryview(data).cast("B"), bytearray(1), 0
         for position, (handle, size) in enumerate(zip(opened, sizes, strict=True)):
@@ -97,9 +106,9 @@ def binary_from_files(sources: Sequence[str | bytes]) -> pa.Array:
                 try:
                     read = os.readv(handle, [part, beyond])
                 except OSError as exc:
-                    raise FileReadError(position, exc) from exc
+                    raise FileReadError(position, exc.strerror or str(exc)) from exc
                 if read != size:  # shorter, or one byte beyond the size fstat gave
-                    raise FileReadError(position, None)
+                    raise FileReadError(position, "it changed while it was read")
             offset += size
     finally:
         for handle in opened:

@@ -15,6 +15,7 @@ from collections.abc import Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pyarrow as pa
+from django.conf import settings
 from PIL import Image
 
 from annotations.models.patches import GRID_SIZE
@@ -108,14 +109,13 @@ def read_centres(rows: Sequence[ExportRow]) -> pa.StructArray:
             try:
                 sources.append(local_path(row.centre_file) or read_tile(row.centre_file))
             except OSError as exc:
-                raise FileReadError(position, exc) from exc
-        return image_column(binary_from_files(sources))
+                raise FileReadError(position, exc.strerror or str(exc)) from exc
+        # the import refused larger files, so a larger one is not the tile it checked
+        return image_column(binary_from_files(sources, settings.SPIDER_MAX_TILE_BYTES))
     except FileReadError as failed:
         row = rows[failed.position]
-        why = ("it changed while it was read" if failed.error is None
-               else failed.error.strerror or str(failed.error))
         raise ExportError(f"patch {row.patch_id} ({row.image_name}): cannot read its tile "
-                          f"{row.centre_file.file}: {why}") from failed
+                          f"{row.centre_file.file}: {failed.reason}") from failed
 
 
 def decode(data: bytes) -> Image.Image:
