@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
 from annotations.actions import get_or_create_project
@@ -72,6 +73,31 @@ def test_spider_export_leaves_excluded_patches_out_and_refuses_a_used_folder(
     with pytest.raises(CommandError, match="not an empty folder"):
         call_command("export_spider", "--project", imported.slug, "--out", str(out),
                      stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("given", ["new", "empty"])
+def test_an_unreadable_tile_fails_the_spider_export_naming_it_and_leaves_nothing(
+        imported_4, tmp_path, given):
+    """A linked dataset edited since its import: the tile of the last patch is gone. The
+    error names the patch and the file, and no half-written folder is left (an empty folder
+    the user made stays, empty)."""
+    patch = (Patch.objects.filter(project=imported_4).select_related("centre_tile")
+             .order_by("-id").first())
+    default_storage.delete(patch.centre_tile.file)
+    # the error names the first patch (in id order) whose 5x5 grid holds the tile
+    first = next(p for p in Patch.objects.filter(project=imported_4).order_by("id")
+                 if patch.centre_tile_id in p.grid)
+    out = tmp_path / "SPIDER-skin"
+    if given == "empty":
+        out.mkdir()
+    with pytest.raises(CommandError, match=(
+            f"patch {first.pk} \\({first.image_name}\\): cannot read its tile "
+            f"{patch.centre_tile.file}: No such file or directory")):
+        call_command("export_spider", "--project", imported_4.slug, "--out", str(out),
+                     stdout=io.StringIO())
+    assert (list(out.iterdir()) == []) if given == "empty" else not out.exists()
+    job = ExportJob.objects.get()
+    assert job.status == ExportJob.Status.FAILED and first.image_name in job.error
 
 
 def test_csv_lists_every_patch_with_reviewers_and_model(imported, users, tmp_path):

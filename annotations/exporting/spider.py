@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from django.db.models import Min
+from django.db.models import Min, QuerySet
 
 from annotations.importing.records import CONTEXT_KEYS
 from annotations.importing.run import Progress, no_progress
 from annotations.importing.spider import batched
 from annotations.importing.validation import unsafe_name_reason
-from annotations.models import Project, Tile, TileName
+from annotations.models import Patch, Project, Tile, TileName
 from annotations.models.patches import CENTRE_INDEX
 from annotations.tilestore import open_tile
 
@@ -60,20 +60,42 @@ def record(row: ExportRow, names: dict[int, str], classes: ClassList) -> dict:
     return found
 
 
-def copy_tile(tile: Tile, target: Path) -> None:
+def copy_tile(tile: Tile, target: Path, needed_by: ExportRow) -> None:
+    """Copy the tile's file; one that cannot be read (moved, deleted or replaced since a
+    --link import) is an ExportError naming the patch that needs it and the file."""
     if target.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open_tile(tile) as src, open(target, "wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
+    try:
+        source = open_tile(tile)
+    except OSError as exc:
+        raise ExportError(f"patch {needed_by.patch_id} ({needed_by.image_name}): cannot read "
+                          f"its tile {tile.file}: {exc.strerror or exc}") from exc
+    with source, open(target, "wb") as dst:
+        shutil.copyfileobj(source, dst, 1 << 20)
 
 
 def export_spider(project: Project, out: Path, *, export_filter: ExportFilter | None = None,
                   progress: Progress = no_progress, workers: int | None = None) -> ExportResult:
+    """Write ``out`` in SPIDER's layout. All or nothing, as the Hugging Face export: whatever
+    stops it (an unreadable tile, a record SPIDER cannot hold, a cancelled job) removes what
+    it had written, leaving ``out`` as it was."""
     export_filter = export_filter or ExportFilter()
     patches, splits = exportable(project, export_filter)
-    total = sum(splits.values())
+    created = not Path(out).exists()
     out = prepare_folder(out)
+    try:
+        return write_spider(project, out, patches, sum(splits.values()), progress, workers)
+    except BaseException:
+        shutil.rmtree(out / "images", ignore_errors=True)
+        (out / "metadata.json").unlink(missing_ok=True)
+        if created:
+            out.rmdir()
+        raise
+
+
+def write_spider(project: Project, out: Path, patches: QuerySet[Patch], total: int,
+                 progress: Progress, workers: int | None) -> ExportResult:
     images = out / "images"
     images.mkdir()
     classes = ClassList.of(project)
@@ -86,7 +108,7 @@ def export_spider(project: Project, out: Path, *, export_filter: ExportFilter | 
         for group in batched(iter_rows(project, patches, grid=True), GROUP):
             tiles = load_tiles({t for row in group for t in row.grid if t is not None})
             names = tile_names(tiles)
-            files: dict[str, Tile] = {}
+            files: dict[str, tuple[Tile, ExportRow]] = {}
             for row in group:
                 meta.write(separator + json.dumps(record(row, names, classes),
                                                   ensure_ascii=False))
@@ -98,8 +120,9 @@ def export_spider(project: Project, out: Path, *, export_filter: ExportFilter | 
                     if reason:
                         raise ExportError(f"patch {row.patch_id}: tile file name {name!r}: "
                                           f"{reason}")
-                    files[name] = tile
-            list(pool.map(lambda item: copy_tile(item[1], images / item[0]), files.items()))
+                    files.setdefault(name, (tile, row))
+            list(pool.map(copy_tile, [tile for tile, _ in files.values()],
+                          [images / name for name in files], [row for _, row in files.values()]))
             stats.add(group)
             done += len(group)
             progress(done, total, "patches")
