@@ -273,6 +273,22 @@ def test_symlink_out_of_the_dataset_is_refused(project, spider_copy, tmp_path):
     assert not Tile.objects.filter(file=str(secret)).exists()
 
 
+def test_a_file_past_the_size_limit_is_refused_unread(project, spider_copy, settings):
+    """A 1 TiB (sparse) file named as a tile: refused from its size alone. Read, it would
+    take all the memory of the file-check process (which then died and failed the import)."""
+    huge = spider_copy / "images" / "huge.png"
+    with open(huge, "wb") as handle:
+        handle.truncate(1 << 40)
+    records = metadata(spider_copy)
+    records[3]["image_name"] = "huge.png"
+    write_metadata(spider_copy, records)
+    report = import_spider(project, spider_copy, link=True)
+    [bad] = report.skipped
+    assert (bad.index, bad.file) == (3, "huge.png")
+    assert bad.reason == f"file is {1 << 40} bytes, more than {settings.SPIDER_MAX_TILE_BYTES}"
+    assert report.patches_created == len(records) - 1
+
+
 def test_symlink_inside_the_images_folder_is_followed(project, spider_copy):
     """Plain files are opened without following links; a link that stays inside images/ is
     resolved, read, and linked by its real path."""

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from annotations.localfiles import read_inside
+from annotations.localfiles import FileTooLarge, read_inside
 
-from .validation import check_tile_bytes, unsafe_name_reason
+from .validation import check_tile_bytes, too_large, unsafe_name_reason
 
 # (name, sha256, reason or "", extension, path to link or None, bytes to store or None)
 Checked = tuple[str, str, str, str, str | None, bytes | None]
@@ -54,7 +54,9 @@ def check_named(layout: Layout, folder: Path, name: str) -> Checked:
     if layout.check_names and (reason := unsafe_name_reason(name)):
         return name, "", reason, "png", None, None
     try:
-        found = read_inside(folder, name)
+        found = read_inside(folder, name, layout.max_bytes)
+    except FileTooLarge as large:  # refused unread: its size is known from the file system
+        return name, "", too_large(large.size, layout.max_bytes), "png", None, None
     except FileNotFoundError as exc:
         return name, "", layout.missing.format(name=name, error=exc.strerror or exc), \
             "png", None, None

@@ -13,6 +13,7 @@ import ijson
 
 from .errors import SourceError
 from .roots import Confinement
+from .validation import too_large
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -131,7 +132,7 @@ class TarStream:
                     if not member.isfile():
                         yield name, "archive member is not a regular file (link or device)"
                     elif member.size > max_bytes:
-                        yield name, f"file is {member.size} bytes, more than {max_bytes}"
+                        yield name, too_large(member.size, max_bytes)
                     else:
                         extracted = tar.extractfile(member)
                         assert extracted is not None

@@ -33,6 +33,11 @@ def unsafe_name_reason(name: object) -> str:
     return ""
 
 
+def too_large(size: int, max_bytes: int) -> str:
+    """Why a file of ``size`` bytes is refused (SPIDER_MAX_TILE_BYTES is ``max_bytes``)."""
+    return f"file is {size} bytes, more than {max_bytes}"
+
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -77,7 +82,7 @@ def check_tile_bytes(data: bytes, max_bytes: int, expected_size: int | None = TI
     """
     sha = hashlib.sha256(data).hexdigest()
     if len(data) > max_bytes:
-        return CheckedTile(None, sha, f"file is {len(data)} bytes, more than {max_bytes}")
+        return CheckedTile(None, sha, too_large(len(data), max_bytes))
     if data.startswith(PNG_SIGNATURE):
         reason = png_problem(data, expected_size)
         return CheckedTile(None, sha, reason) if reason else CheckedTile(data, sha)
