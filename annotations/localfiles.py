@@ -17,10 +17,10 @@ NOT_REGULAR = "not a regular file"
 def open_regular(path: str | os.PathLike[str], *, follow_links: bool = True
                  ) -> tuple[int, os.stat_result]:
     """A descriptor of the regular file at ``path`` and its status; anything but a regular
-    file raises OSError (the caller closes the descriptor). Opened
-    without blocking, then checked: a FIFO named where a tile should be (anyone can make
-    one with mkfifo) would otherwise block the open, and the import or export with it,
-    until something writes to it."""
+    file raises OSError (the caller closes the descriptor). Opened without blocking, then
+    checked: a FIFO named where a tile should be (anyone can make one with mkfifo) would
+    otherwise block the open, and the import or export with it, until something writes
+    to it."""
     flags = (os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
              | (0 if follow_links else os.O_NOFOLLOW))
     fd = os.open(path, flags)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import shutil
 
 import pytest
 from django.core.files.storage import default_storage
@@ -98,6 +100,26 @@ def test_an_unreadable_tile_fails_the_spider_export_naming_it_and_leaves_nothing
     assert (list(out.iterdir()) == []) if given == "empty" else not out.exists()
     job = ExportJob.objects.get()
     assert job.status == ExportJob.Status.FAILED and first.image_name in job.error
+
+
+def test_a_full_disk_fails_the_spider_export_naming_the_file_and_leaves_nothing(
+        imported_4, tmp_path, monkeypatch):
+    copies = []
+    copyfileobj = shutil.copyfileobj
+
+    def fill_up(source, target, length=0):
+        copies.append(target.name)
+        if len(copies) == 30:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        copyfileobj(source, target, length)
+
+    monkeypatch.setattr(shutil, "copyfileobj", fill_up)
+    out = tmp_path / "SPIDER-skin"
+    with pytest.raises(CommandError, match=r"patch \d+ \(.+\): copying its tile tiles/.+ to "
+                                           r"images/.+ failed: No space left on device"):
+        call_command("export_spider", "--project", imported_4.slug, "--out", str(out),
+                     stdout=io.StringIO())
+    assert not out.exists()
 
 
 def test_csv_lists_every_patch_with_reviewers_and_model(imported, users, tmp_path):

@@ -71,8 +71,13 @@ def copy_tile(tile: Tile, target: Path, needed_by: ExportRow) -> None:
     except OSError as exc:
         raise ExportError(f"patch {needed_by.patch_id} ({needed_by.image_name}): cannot read "
                           f"its tile {tile.file}: {exc.strerror or exc}") from exc
-    with source, open(target, "wb") as dst:
-        shutil.copyfileobj(source, dst, 1 << 20)
+    try:
+        with source, open(target, "wb") as dst:
+            shutil.copyfileobj(source, dst, 1 << 20)
+    except OSError as exc:  # a full disk, say
+        raise ExportError(f"patch {needed_by.patch_id} ({needed_by.image_name}): copying its "
+                          f"tile {tile.file} to images/{target.name} failed: "
+                          f"{exc.strerror or exc}") from exc
 
 
 def export_spider(project: Project, out: Path, *, export_filter: ExportFilter | None = None,
