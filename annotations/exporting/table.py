@@ -1,4 +1,9 @@
-"""CSV export for spreadsheets: one line per patch with labels, reviewers and the model."""
+"""CSV export for spreadsheets: one line per patch with labels, reviewers and the model.
+
+Names come from the imported dataset, so a text cell that a spreadsheet would run as a
+formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is written
+with a leading apostrophe, as OWASP advises against CSV injection; numbers are numbers.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,21 @@ COLUMNS = ["patch_id", "slide_id", "split", "image_name", "original_label", "cur
            "model_prediction", "model_confidence", "slide_x", "slide_y"]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: object) -> object:
+    """``value`` as a spreadsheet will show it, never as a formula it would run."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def line(row: ExportRow, classes: ClassList) -> list:
+    return [cell(value) for value in values(row, classes)]
+
+
+def values(row: ExportRow, classes: ClassList) -> list:
     opinion = row.opinion
     return [row.patch_id, row.slide, row.split, row.image_name,
             classes.name(row.original_label), classes.name(row.current_label), row.status,
@@ -46,12 +65,19 @@ def export_csv(project: Project, out: Path, *, export_filter: ExportFilter | Non
     stats = SnapshotStats(classes)
     done = 0
     progress(0, total, "patches")
-    with open(out, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        for group in batched(iter_rows(project, patches), 1000):
-            writer.writerows(line(row, classes) for row in group)
-            stats.add(group)
-            done += len(group)
-            progress(done, total, "patches")
+    try:  # all or nothing: a full disk or a cancelled job leaves no partial table
+        with open(out, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(COLUMNS)
+            for group in batched(iter_rows(project, patches), 1000):
+                writer.writerows(line(row, classes) for row in group)
+                stats.add(group)
+                done += len(group)
+                progress(done, total, "patches")
+    except OSError as exc:  # a full disk, say
+        out.unlink(missing_ok=True)
+        raise ExportError(f"writing {out} failed: {exc.strerror or exc}") from exc
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
     return ExportResult(stats.as_dict(), {out.name: sha256_file(out)})
