@@ -203,16 +203,29 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     })
 
 
+# Raster types only: an SVG is a document that may hold scripts.
+TILE_TYPES = {"image/png", "image/jpeg", "image/tiff", "image/gif", "image/bmp", "image/webp"}
+
+
+def tile_content_type(file: str) -> str:
+    """A raster image type from the file's extension, else ``application/octet-stream``. A
+    linked tile keeps the name the dataset gave it, and the import checked its bytes, not its
+    name: an image named ``x.html``, ``x.svg`` or ``x.js`` (a GIF can be valid JavaScript
+    too) must not be served as a page or a script of this site. Browsers still show it in an
+    <img>."""
+    guessed = mimetypes.guess_type(file)[0]
+    return guessed if guessed in TILE_TYPES else "application/octet-stream"
+
+
 def tile_image(request: HttpRequest, tile_id: int) -> FileResponse:
     """A tile's bytes; content-addressed, so browsers may cache it for good."""
     tile = access_tile(request.user, tile_id)
-    content_type = mimetypes.guess_type(tile.file)[0] or "application/octet-stream"
     try:
         handle = open_tile(tile)
     except OSError as exc:  # a linked file moved, deleted or replaced since the import
         log.warning("tile %s: cannot read %s: %s", tile.pk, tile.file, exc.strerror or exc)
         raise Http404("this tile's image file cannot be read") from exc
-    response = FileResponse(handle, content_type=content_type)
+    response = FileResponse(handle, content_type=tile_content_type(tile.file))
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     response["ETag"] = f'"{tile.sha256}"'
     return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 from pathlib import Path
@@ -11,6 +12,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from PIL import Image
 
 from annotations.models import LabelClass, Patch
 from tests.fifos import fifo_in_place
@@ -104,6 +106,33 @@ def test_a_linked_tile_replaced_by_a_fifo_or_gone_is_a_404_not_a_hung_worker(
     assert not released, "serving the tile blocked on the FIFO"
     Path(tile.file).unlink()
     assert client.get(url).status_code == 404
+
+
+def test_a_linked_tile_named_as_a_page_or_script_is_not_served_as_one(
+        client, users, project, sample_spider, tmp_path):
+    """Stored XSS through the dataset's file names: the import checks a tile's bytes (a
+    valid image), not its name, and a linked tile keeps its name. Served by its extension,
+    x.html would be a page of this site and x.js a script its CSP allows ('self')."""
+    dataset = tmp_path / "named"
+    shutil.copytree(sample_spider, dataset)
+    records = json.loads((dataset / "metadata.json").read_text())
+    for record, name in zip(records, ["x.html", "x.js", "x.svg"], strict=False):
+        with Image.open(dataset / "images" / record["image_name"]) as image:
+            unique = image.convert("RGB")  # new content, so a tile of its own under this name
+        unique.putpixel((0, 0), (len(name), 0, 0))
+        unique.save(dataset / "images" / name, format="PNG")
+        record["image_name"] = name
+    (dataset / "metadata.json").write_text(json.dumps(records))
+    call_command("import_spider", str(dataset), project=project.slug, link=True, json=True,
+                 stdout=io.StringIO())
+    client.force_login(users["viewer"])
+    for name in ("x.html", "x.js", "x.svg"):
+        patch = Patch.objects.get(project=project, image_name=name)
+        response = client.get(reverse("tile-image", args=[patch.centre_tile_id]))
+        assert response.status_code == 200
+        assert response["Content-Type"] == "application/octet-stream", name
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert b"".join(response.streaming_content).startswith(b"\x89PNG")
 
 
 def test_tile_image_is_png_and_cacheable(client, users, imported):
