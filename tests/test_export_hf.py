@@ -188,6 +188,19 @@ def test_card_declares_features_splits_counts_and_licence(reviewed, tmp_path):
         assert f"| {name} | {n} |" in text
 
 
+def test_a_class_name_with_a_bar_or_line_break_keeps_the_cards_tables_whole(imported, tmp_path):
+    LabelClass.objects.filter(project=imported, index=0).update(name="Tumour | necrotic\nzone")
+    out = tmp_path / "hf"
+    run_export("--project", imported.slug, "--out", str(out))
+    text = (out / "README.md").read_text(encoding="utf-8")
+    [row] = [line for line in text.splitlines() if line.startswith("| Tumour")]
+    assert row.startswith("| Tumour \\| necrotic zone | ")
+    header = next(line for line in text.splitlines() if line.startswith("| class |"))
+    assert row.replace("\\|", "").count("|") == header.count("|")
+    names = front_matter(out)["dataset_info"]["features"][1]["dtype"]["class_label"]["names"]
+    assert names["0"] == "Tumour | necrotic\nzone"  # the data keeps the name as it is
+
+
 def test_same_state_exports_byte_identical_files(reviewed, tmp_path):
     a = run_export("--project", reviewed.slug, "--out", str(tmp_path / "a"))
     b = run_export("--project", reviewed.slug, "--out", str(tmp_path / "b"))

@@ -78,9 +78,15 @@ def front_matter(project: Project, spec: list[FeatureSpec], class_names: tuple[s
     return matter
 
 
+def table_cell(value: object) -> str:
+    """A Markdown table cell: class names come from the dataset, and a ``|`` or a line break
+    in one would split it into columns or end the table."""
+    return " ".join(str(value).replace("|", "\\|").split())
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(table_cell(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
