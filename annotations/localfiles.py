@@ -36,11 +36,12 @@ def open_regular(path: str | os.PathLike[str], *, follow_links: bool = True
     return fd, status
 
 
-class FileTooLarge(Exception):
-    """The file holds ``size`` bytes (at least), more than the reader would take."""
+class FileTooLarge(OSError):
+    """The file holds ``size`` bytes (at least), more than the reader would take (an OSError,
+    so every reader's handler names the file and says why)."""
 
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
+    def __init__(self, size: int, max_bytes: int) -> None:
+        super().__init__(errno.EFBIG, f"file is {size} bytes, more than {max_bytes}")
         self.size = size
 
 
@@ -58,7 +59,7 @@ def read_file(path: str | os.PathLike[str], *, follow_links: bool = True,
     try:
         size = status.st_size
         if max_bytes is not None and size > max_bytes:
-            raise FileTooLarge(size)
+            raise FileTooLarge(size, max_bytes)
         data = os.read(fd, size + 1)
         if len(data) <= size:  # all of it, and the end seen
             return data
@@ -67,7 +68,7 @@ def read_file(path: str | os.PathLike[str], *, follow_links: bool = True,
             chunks.append(chunk)
             total += len(chunk)
             if max_bytes is not None and total > max_bytes:
-                raise FileTooLarge(total)
+                raise FileTooLarge(total, max_bytes)
         return b"".join(chunks)
     finally:
         os.close(fd)

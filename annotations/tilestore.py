@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import IO, TYPE_CHECKING
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage, storages
 
@@ -43,9 +44,10 @@ def delete_stored(names: list[str]) -> None:
 
 def open_tile(tile: Tile) -> IO[bytes]:
     if tile.linked:
-        # a linked file is the dataset's, not ours: refuse a FIFO put in its place, which
-        # would hold a web worker's thread until something wrote to it
-        return os.fdopen(open_regular(tile.file)[0], "rb")
+        # a linked file is the dataset's, not ours: refuse a FIFO put in its place (it would
+        # hold a web worker's thread until something wrote to it) and a symbolic link (it
+        # could point at any file the server can read; the import stored resolved paths)
+        return os.fdopen(open_regular(tile.file, follow_links=False)[0], "rb")
     return default_storage.open(tile.file, "rb")
 
 
@@ -62,6 +64,6 @@ def local_path(tile: Tile) -> str | None:
 
 def read_tile(tile: Tile) -> bytes:
     if tile.linked:
-        return read_file(tile.file)
+        return read_file(tile.file, follow_links=False, max_bytes=settings.SPIDER_MAX_TILE_BYTES)
     with open_tile(tile) as handle:
         return handle.read()

@@ -102,6 +102,20 @@ def test_an_unreadable_tile_fails_the_spider_export_naming_it_and_leaves_nothing
     assert job.status == ExportJob.Status.FAILED and first.image_name in job.error
 
 
+def test_a_tile_grown_past_the_limit_fails_the_spider_export(imported_4, tmp_path, settings):
+    patch = (Patch.objects.filter(project=imported_4).select_related("centre_tile")
+             .order_by("-id").first())
+    with default_storage.open(patch.centre_tile.file, "ab") as handle:
+        handle.write(b"\0" * settings.SPIDER_MAX_TILE_BYTES)
+    out = tmp_path / "SPIDER-skin"
+    with pytest.raises(CommandError, match=f"cannot read its tile {patch.centre_tile.file}: "
+                                           r"file is \d+ bytes, more than "
+                                           f"{settings.SPIDER_MAX_TILE_BYTES}"):
+        call_command("export_spider", "--project", imported_4.slug, "--out", str(out),
+                     stdout=io.StringIO())
+    assert not out.exists()
+
+
 def test_a_full_disk_fails_the_spider_export_naming_the_file_and_leaves_nothing(
         imported_4, tmp_path, monkeypatch):
     copies = []

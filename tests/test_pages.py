@@ -91,7 +91,7 @@ def test_patch_page_shows_context_labels_and_history(client, users, imported):
     assert html.count('class="cell blank') == edge.missing_context
 
 
-def test_a_linked_tile_replaced_by_a_fifo_or_gone_is_a_404_not_a_hung_worker(
+def test_a_linked_tile_replaced_by_a_fifo_a_link_or_nothing_is_a_404(
         client, users, project, sample_spider, tmp_path):
     dataset = tmp_path / "linked"
     shutil.copytree(sample_spider, dataset)
@@ -105,6 +105,10 @@ def test_a_linked_tile_replaced_by_a_fifo_or_gone_is_a_404_not_a_hung_worker(
         assert client.get(url).status_code == 404
     assert not released, "serving the tile blocked on the FIFO"
     Path(tile.file).unlink()
+    assert client.get(url).status_code == 404
+    secret = tmp_path / "secret.txt"  # any file the server can read
+    secret.write_text("SECRET_KEY=do-not-serve")
+    Path(tile.file).symlink_to(secret)  # the import stored the resolved path: no link there
     assert client.get(url).status_code == 404
 
 

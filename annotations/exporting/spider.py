@@ -9,17 +9,20 @@ by record, so memory stays flat.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Min, QuerySet
 
 from annotations.importing.records import CONTEXT_KEYS
 from annotations.importing.run import Progress, no_progress
 from annotations.importing.spider import batched
 from annotations.importing.validation import unsafe_name_reason
+from annotations.localfiles import FileTooLarge
 from annotations.models import Patch, Project, Tile, TileName
 from annotations.models.patches import CENTRE_INDEX
 from annotations.tilestore import open_tile
@@ -68,6 +71,10 @@ def copy_tile(tile: Tile, target: Path, needed_by: ExportRow) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         source = open_tile(tile)
+        size = os.fstat(source.fileno()).st_size
+        if size > settings.SPIDER_MAX_TILE_BYTES:  # the import refused such files
+            source.close()
+            raise FileTooLarge(size, settings.SPIDER_MAX_TILE_BYTES)
     except OSError as exc:
         raise ExportError(f"patch {needed_by.patch_id} ({needed_by.image_name}): cannot read "
                           f"its tile {tile.file}: {exc.strerror or exc}") from exc

@@ -2,7 +2,9 @@
 
 Names come from the imported dataset, so a text cell that a spreadsheet would run as a
 formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is written
-with a leading apostrophe, as OWASP advises against CSV injection; numbers are numbers.
+with a leading apostrophe, as OWASP advises against CSV injection, and every text cell is
+quoted, so a ``;`` in a name cannot start a new cell in a locale that splits on it; numbers
+are numbers.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ def export_csv(project: Project, out: Path, *, export_filter: ExportFilter | Non
     progress(0, total, "patches")
     try:  # all or nothing: a full disk or a cancelled job leaves no partial table
         with open(out, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
+            # text quoted: a ; inside a name cannot start a cell where ; separates them
+            writer = csv.writer(handle, quoting=csv.QUOTE_NONNUMERIC)
             writer.writerow(COLUMNS)
             for group in batched(iter_rows(project, patches), 1000):
                 writer.writerows(line(row, classes) for row in group)
