@@ -16,9 +16,11 @@ read back only after the next batch is queued, so the device does not wait for t
 
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing
 import os
+import stat
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from itertools import islice
 from math import ceil
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import torch
@@ -58,10 +60,26 @@ class TileReadError(RuntimeError):
     """A tile could not be decoded; the message starts with its path."""
 
 
+def open_tile_file(path: str | Path) -> BinaryIO:
+    """The tile file at ``path``, opened without blocking and without following a symbolic
+    link at the last step, refused unless it is a regular file: a FIFO put in a linked
+    tile's place would hang the worker, a link could point anywhere (the importer stored
+    resolved paths). The same rule as ``annotations.localfiles.open_regular``, written again
+    here because this package imports nothing of the project (tests/test_layers.py)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
 def read_tile(path: str | Path, size: int, interpolation: str = "bicubic") -> torch.Tensor:
     """(3, size, size) uint8 RGB; resized only when the file is not already size x size."""
     try:
-        with Image.open(path) as img:
+        with open_tile_file(path) as handle, Image.open(handle) as img:
             rgb = img.convert("RGB")
             if rgb.size != (size, size):
                 rgb = rgb.resize((size, size), _RESAMPLE[interpolation])

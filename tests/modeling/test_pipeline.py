@@ -83,6 +83,21 @@ def test_corrupt_tile_names_its_path(tmp_path: Path) -> None:
         list(embed_tiles(create_backbone("color-texture"), [("x", bad)], num_workers=0))
 
 
+def test_a_fifo_or_a_link_in_a_tiles_place_is_refused_not_waited_on(tiles, tmp_path: Path
+                                                                      ) -> None:
+    """A FIFO named where a linked tile was would block the worker's open until something
+    wrote to it; a symbolic link could point at any file. Both name their path."""
+    from tests.fifos import fifo_in_place
+
+    with (fifo_in_place(tmp_path / "fifo.png") as released,
+          pytest.raises(TileReadError, match=r"fifo\.png: .*not a regular file")):
+        read_tile(tmp_path / "fifo.png", 224)
+    assert not released, "reading the tile blocked on the FIFO"
+    (tmp_path / "link.png").symlink_to(tiles[0][1])
+    with pytest.raises(TileReadError, match=r"link\.png: .*symbolic links"):
+        read_tile(tmp_path / "link.png", 224)
+
+
 def test_empty_input_yields_nothing() -> None:
     assert list(embed_tiles(create_backbone("color-texture"), [], num_workers=0)) == []
 
