@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ExportError
@@ -18,6 +21,28 @@ def prepare_folder(out: Path) -> Path:
         raise ExportError(f"{out} exists and is not an empty folder; choose a new or empty one")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+@contextmanager
+def all_or_nothing(out: Path, *entries: str) -> Iterator[Path]:
+    """``out`` as a new or empty folder (:func:`prepare_folder`) for the block to write into.
+    If the block fails (an unreadable tile, a full disk, a cancelled job), the ``entries``
+    it writes (files or folders under ``out``) are removed, and ``out`` too when it was made
+    here: the user's folder is left as it was."""
+    created = not Path(out).exists()
+    folder = prepare_folder(out)
+    try:
+        yield folder
+    except BaseException:
+        for entry in entries:
+            path = folder / entry
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if created:
+            folder.rmdir()
+        raise
 
 
 def prepare_file(out: Path) -> Path:

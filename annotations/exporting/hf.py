@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -19,7 +18,7 @@ from .arrow_columns import column
 from .background import WriteBehind
 from .card import SplitInfo, render_card
 from .features import FeatureSpec, arrow_schema, feature_spec, image_column
-from .files import prepare_folder, sha256_file, snapshot_id
+from .files import all_or_nothing, sha256_file, snapshot_id
 from .images import ImageReader, Reading
 from .parquet import ROW_GROUP, SHARD_BYTES, ShardWriter
 from .result import ExportResult
@@ -69,17 +68,9 @@ def export_hf(project: Project, out: Path, *, export_filter: ExportFilter | None
     cancelled job) removes what it had written, leaving ``out`` as it was."""
     export_filter = export_filter or ExportFilter()
     patches, splits = exportable(project, export_filter)
-    created = not Path(out).exists()
-    out = prepare_folder(out)
-    try:
-        return write_export(project, out, patches, splits, export_filter, context, progress,
-                            shard_bytes, workers)
-    except BaseException:
-        shutil.rmtree(out / "data", ignore_errors=True)
-        (out / "README.md").unlink(missing_ok=True)
-        if created:
-            out.rmdir()
-        raise
+    with all_or_nothing(out, "data", "README.md") as folder:
+        return write_export(project, folder, patches, splits, export_filter, context,
+                            progress, shard_bytes, workers)
 
 
 def write_export(project: Project, out: Path, patches: QuerySet[Patch], splits: dict[str, int],

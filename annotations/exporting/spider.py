@@ -28,7 +28,7 @@ from annotations.models.patches import CENTRE_INDEX
 from annotations.tilestore import open_tile
 
 from .errors import ExportError
-from .files import prepare_folder, sha256_tree
+from .files import all_or_nothing, sha256_tree
 from .images import default_workers
 from .result import ExportResult
 from .rows import ClassList, ExportRow, iter_rows, load_tiles
@@ -94,16 +94,8 @@ def export_spider(project: Project, out: Path, *, export_filter: ExportFilter | 
     it had written, leaving ``out`` as it was."""
     export_filter = export_filter or ExportFilter()
     patches, splits = exportable(project, export_filter)
-    created = not Path(out).exists()
-    out = prepare_folder(out)
-    try:
-        return write_spider(project, out, patches, sum(splits.values()), progress, workers)
-    except BaseException:
-        shutil.rmtree(out / "images", ignore_errors=True)
-        (out / "metadata.json").unlink(missing_ok=True)
-        if created:
-            out.rmdir()
-        raise
+    with all_or_nothing(out, "images", "metadata.json") as folder:
+        return write_spider(project, folder, patches, sum(splits.values()), progress, workers)
 
 
 def write_spider(project: Project, out: Path, patches: QuerySet[Patch], total: int,

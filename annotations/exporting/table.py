@@ -69,9 +69,9 @@ def export_csv(project: Project, out: Path, *, export_filter: ExportFilter | Non
     progress(0, total, "patches")
     try:  # all or nothing: a full disk or a cancelled job leaves no partial table
         with open(out, "w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle).writerow(COLUMNS)  # plain names, as readers expect them
             # text quoted: a ; inside a name cannot start a cell where ; separates them
             writer = csv.writer(handle, quoting=csv.QUOTE_NONNUMERIC)
-            writer.writerow(COLUMNS)
             for group in batched(iter_rows(project, patches), 1000):
                 writer.writerows(line(row, classes) for row in group)
                 stats.add(group)
