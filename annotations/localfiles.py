@@ -36,12 +36,17 @@ def open_regular(path: str | os.PathLike[str], *, follow_links: bool = True
     return fd, status
 
 
+def too_large(size: int, max_bytes: int) -> str:
+    """Why a file of ``size`` bytes is refused (``max_bytes`` is SPIDER_MAX_TILE_BYTES)."""
+    return f"file is {size} bytes, more than {max_bytes}"
+
+
 class FileTooLarge(OSError):
     """The file holds ``size`` bytes (at least), more than the reader would take (an OSError,
     so every reader's handler names the file and says why)."""
 
     def __init__(self, size: int, max_bytes: int) -> None:
-        super().__init__(errno.EFBIG, f"file is {size} bytes, more than {max_bytes}")
+        super().__init__(errno.EFBIG, too_large(size, max_bytes))
         self.size = size
 
 

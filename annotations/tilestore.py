@@ -43,11 +43,13 @@ def delete_stored(names: list[str]) -> None:
 
 
 def open_tile(tile: Tile) -> IO[bytes]:
-    if tile.linked:
-        # a linked file is the dataset's, not ours: refuse a FIFO put in its place (it would
-        # hold a web worker's thread until something wrote to it) and a symbolic link (it
-        # could point at any file the server can read; the import stored resolved paths)
-        return os.fdopen(open_regular(tile.file, follow_links=False)[0], "rb")
+    """The tile's file, open for reading. A local one (linked, or under MEDIA_ROOT) is opened
+    by :func:`~annotations.localfiles.open_regular` without following a link: a FIFO put in
+    a linked tile's place would hold the reader (a web worker's thread, an export) until
+    something wrote to it, and a link could point at any file the server can read (the
+    import stored resolved paths)."""
+    if (path := local_path(tile)) is not None:
+        return os.fdopen(open_regular(path, follow_links=False)[0], "rb")
     return default_storage.open(tile.file, "rb")
 
 
@@ -63,7 +65,10 @@ def local_path(tile: Tile) -> str | None:
 
 
 def read_tile(tile: Tile) -> bytes:
-    if tile.linked:
-        return read_file(tile.file, follow_links=False, max_bytes=settings.SPIDER_MAX_TILE_BYTES)
+    """The tile's bytes; a local file larger than SPIDER_MAX_TILE_BYTES (which the import
+    refused, so not the tile it checked) raises :class:`~annotations.localfiles.FileTooLarge`
+    unread."""
+    if (path := local_path(tile)) is not None:
+        return read_file(path, follow_links=False, max_bytes=settings.SPIDER_MAX_TILE_BYTES)
     with open_tile(tile) as handle:
         return handle.read()

@@ -168,5 +168,5 @@ def test_files_read_into_one_buffer_hold_their_bytes(tmp_path):
     with pytest.raises(FileReadError) as failed:
         binary_from_files([sources[0], str(tmp_path / "gone.png")])
     assert failed.value.position == 1 and failed.value.reason == "No such file or directory"
-    with pytest.raises(FileReadError, match="it is 128000 bytes, more than 1000"):
+    with pytest.raises(FileReadError, match="file is 128000 bytes, more than 1000"):
         binary_from_files(sources, max_bytes=1000)

@@ -6,7 +6,7 @@ import csv
 import errno
 import io
 import json
-import shutil
+from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
@@ -119,15 +119,15 @@ def test_a_tile_grown_past_the_limit_fails_the_spider_export(imported_4, tmp_pat
 def test_a_full_disk_fails_the_spider_export_naming_the_file_and_leaves_nothing(
         imported_4, tmp_path, monkeypatch):
     copies = []
-    copyfileobj = shutil.copyfileobj
+    write_bytes = Path.write_bytes
 
-    def fill_up(source, target, length=0):
-        copies.append(target.name)
+    def fill_up(self, data):
+        copies.append(self.name)
         if len(copies) == 30:
             raise OSError(errno.ENOSPC, "No space left on device")
-        copyfileobj(source, target, length)
+        return write_bytes(self, data)
 
-    monkeypatch.setattr(shutil, "copyfileobj", fill_up)
+    monkeypatch.setattr(Path, "write_bytes", fill_up)
     out = tmp_path / "SPIDER-skin"
     with pytest.raises(CommandError, match=r"patch \d+ \(.+\): copying its tile tiles/.+ to "
                                            r"images/.+ failed: No space left on device"):

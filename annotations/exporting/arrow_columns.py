@@ -17,7 +17,7 @@ from itertools import accumulate
 
 import pyarrow as pa
 
-from annotations.localfiles import open_regular
+from annotations.localfiles import open_regular, too_large
 
 # array.array type codes of the fixed-width types the export writes (little-endian host)
 TYPECODES = {pa.int64(): "q", pa.int32(): "i", pa.float32(): "f", pa.float64(): "d"}
@@ -95,8 +95,7 @@ def binary_from_files(sources: Sequence[str | bytes], max_bytes: int | None = No
             opened.append(fd)
             sizes.append(status.st_size)
             if max_bytes is not None and status.st_size > max_bytes:
-                raise FileReadError(position, f"it is {status.st_size} bytes, more than "
-                                              f"{max_bytes}")
+                raise FileReadError(position, too_large(status.st_size, max_bytes))
         data = pa.allocate_buffer(sum(sizes))
         view, beyond, offset = memoryview(data).cast("B"), bytearray(1), 0
         for position, (handle, size) in enumerate(zip(opened, sizes, strict=True)):

@@ -9,23 +9,19 @@ by record, so memory stays flat.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Min, QuerySet
 
 from annotations.importing.records import CONTEXT_KEYS
 from annotations.importing.run import Progress, no_progress
 from annotations.importing.spider import batched
 from annotations.importing.validation import unsafe_name_reason
-from annotations.localfiles import FileTooLarge
 from annotations.models import Patch, Project, Tile, TileName
 from annotations.models.patches import CENTRE_INDEX
-from annotations.tilestore import open_tile
+from annotations.tilestore import read_tile
 
 from .errors import ExportError
 from .files import all_or_nothing, sha256_tree
@@ -64,23 +60,19 @@ def record(row: ExportRow, names: dict[int, str], classes: ClassList) -> dict:
 
 
 def copy_tile(tile: Tile, target: Path, needed_by: ExportRow) -> None:
-    """Copy the tile's file; one that cannot be read (moved, deleted or replaced since a
-    --link import) is an ExportError naming the patch that needs it and the file."""
+    """Copy the tile's file (read by :func:`~annotations.tilestore.read_tile`, so never
+    through a link or past the size limit); one that cannot be read (moved, deleted or
+    replaced since a --link import) is an ExportError naming the patch that needs it."""
     if target.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        source = open_tile(tile)
-        size = os.fstat(source.fileno()).st_size
-        if size > settings.SPIDER_MAX_TILE_BYTES:  # the import refused such files
-            source.close()
-            raise FileTooLarge(size, settings.SPIDER_MAX_TILE_BYTES)
+        data = read_tile(tile)
     except OSError as exc:
         raise ExportError(f"patch {needed_by.patch_id} ({needed_by.image_name}): cannot read "
                           f"its tile {tile.file}: {exc.strerror or exc}") from exc
     try:
-        with source, open(target, "wb") as dst:
-            shutil.copyfileobj(source, dst, 1 << 20)
+        target.write_bytes(data)
     except OSError as exc:  # a full disk, say
         raise ExportError(f"patch {needed_by.patch_id} ({needed_by.image_name}): copying its "
                           f"tile {tile.file} to images/{target.name} failed: "

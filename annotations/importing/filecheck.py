@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from annotations.localfiles import FileTooLarge, read_inside
+from annotations.localfiles import FileTooLarge, read_inside, too_large
 
-from .validation import check_tile_bytes, too_large, unsafe_name_reason
+from .validation import check_tile_bytes, unsafe_name_reason
 
 # (name, sha256, reason or "", extension, path to link or None, bytes to store or None)
 Checked = tuple[str, str, str, str, str | None, bytes | None]

@@ -11,9 +11,10 @@ from typing import IO, TYPE_CHECKING
 
 import ijson
 
+from annotations.localfiles import too_large
+
 from .errors import SourceError
 from .roots import Confinement
-from .validation import too_large
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from isal import isal_zlib
 
+from annotations.localfiles import too_large
+
 TILE_SIZE = 224
 
 
@@ -31,11 +33,6 @@ def unsafe_name_reason(name: object) -> str:
     if name.startswith("/") or ".." in name.split("/"):
         return "file name points outside the dataset folder"
     return ""
-
-
-def too_large(size: int, max_bytes: int) -> str:
-    """Why a file of ``size`` bytes is refused (SPIDER_MAX_TILE_BYTES is ``max_bytes``)."""
-    return f"file is {size} bytes, more than {max_bytes}"
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
