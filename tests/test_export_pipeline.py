@@ -20,7 +20,7 @@ from django.test import override_settings
 from annotations.exporting import ExportError, export_hf, hf, images
 from annotations.exporting.arrow_columns import FileReadError, binary_from_files, column
 from annotations.lifecycle import JobCancelled
-from annotations.models import ExportJob, Patch
+from annotations.models import ExportJob, Patch, Tile
 from tests.fifos import fifo_in_place
 from tests.test_export_hf import run_export
 
@@ -73,6 +73,39 @@ def test_a_tile_replaced_by_a_fifo_fails_the_export_instead_of_waiting(imported_
         run_export("--project", imported_4.slug, "--out", str(out))
     assert not released, "the export blocked on the FIFO"
     assert not out.exists()
+
+
+def a_neighbour_only_one_patch_needs(project) -> tuple[Patch, Tile]:
+    """A context tile (not any patch's centre) in exactly one patch's grid."""
+    patches = list(Patch.objects.filter(project=project).order_by("id"))
+    centres = {p.centre_tile_id for p in patches}
+    needed: dict[int, list[Patch]] = {}
+    for patch in patches:
+        for tile in set(patch.grid) - {None, patch.centre_tile_id}:
+            needed.setdefault(tile, []).append(patch)
+    tile, (patch,) = next((t, ps) for t, ps in needed.items()
+                          if len(ps) == 1 and t not in centres)
+    return patch, Tile.objects.get(pk=tile)
+
+
+@pytest.mark.parametrize("damage", ["deleted", "not an image"])
+def test_an_unreadable_context_tile_fails_the_composite_export_naming_the_patch(
+        imported_4, tmp_path, damage):
+    patch, tile = a_neighbour_only_one_patch_needs(imported_4)
+    if damage == "deleted":
+        default_storage.delete(tile.file)
+        reason = "No such file or directory"
+    else:
+        Path(default_storage.path(tile.file)).write_bytes(b"not a PNG at all")
+        reason = "not an image Pillow can read"
+    out = tmp_path / "hf"
+    with pytest.raises(CommandError, match=(
+            f"patch {patch.pk} \\({patch.image_name}\\): cannot read the tile "
+            f"{tile.file} in its context: {reason}")):
+        run_export("--project", imported_4.slug, "--out", str(out), "--context", "composite")
+    assert not out.exists()
+    job = ExportJob.objects.get()
+    assert job.status == ExportJob.Status.FAILED and patch.image_name in job.error
 
 
 def shard_digests(folder) -> dict[str, str]:

@@ -18,6 +18,7 @@ import pyarrow as pa
 from django.conf import settings
 from PIL import Image
 
+from annotations.models import Tile
 from annotations.models.patches import GRID_SIZE
 from annotations.tilestore import local_path, read_tile
 
@@ -76,11 +77,17 @@ class ImageReader:
                 pending[1].cancel()
 
     def contexts(self, rows: Sequence[ExportRow]) -> list[bytes]:
-        """A 1120x1120 PNG of each row's 5x5 grid (missing tiles blank)."""
-        ids = sorted({tile for row in rows for tile in row.grid if tile is not None})
+        """A 1120x1120 PNG of each row's 5x5 grid (missing tiles blank); a tile that cannot
+        be read or decoded is an ExportError naming the first row whose grid needs it."""
+        needed_by: dict[int, ExportRow] = {}
+        for row in rows:
+            for tile in row.grid:
+                if tile is not None:
+                    needed_by.setdefault(tile, row)
+        ids = sorted(needed_by)
         tiles = load_tiles(set(ids))
-        decoded = dict(zip(ids, self.pool.map(lambda i: decode(read_tile(tiles[i])), ids),
-                           strict=True))
+        decoded = dict(zip(ids, self.pool.map(lambda i: decode_tile(tiles[i], needed_by[i]),
+                                              ids), strict=True))
         return list(self.pool.map(lambda row: compose(row.grid, decoded), rows))
 
 
@@ -118,9 +125,26 @@ def read_centres(rows: Sequence[ExportRow]) -> pa.StructArray:
                           f"{row.centre_file.file}: {failed.reason}") from failed
 
 
-def decode(data: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(data)) as image:
-        return image.convert("RGB")
+def decode_tile(tile: Tile, needed_by: ExportRow) -> Image.Image:
+    """The tile as RGB, read by :func:`~annotations.tilestore.read_tile` (no link followed,
+    nothing past the size limit). The import checked it, but a --link import's file may have
+    been replaced since: Pillow raises many types for corrupt data, as the import's check
+    found, so any failure to decode is an ExportError naming the patch."""
+    def failed(reason: str) -> ExportError:
+        return ExportError(f"patch {needed_by.patch_id} ({needed_by.image_name}): cannot "
+                           f"read the tile {tile.file} in its context: {reason}")
+
+    try:
+        data = read_tile(tile)
+    except OSError as exc:
+        raise failed(exc.strerror or str(exc)) from exc
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert("RGB")
+    except Image.UnidentifiedImageError as exc:
+        raise failed("not an image Pillow can read") from exc
+    except Exception as exc:  # truncated, corrupt, a decompression bomb
+        raise failed(f"unreadable or corrupt image: {exc}") from exc
 
 
 def compose(grid: Sequence[int | None], decoded: dict[int, Image.Image]) -> bytes:
