@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Greatest
 
-from annotations.consensus import decisions_in_force, derive, histories
+from annotations.consensus import SETTLED, decisions_in_force, derive, histories
 from annotations.models import (
     LabelClass,
     Patch,
@@ -90,6 +90,18 @@ def _check(project: Project, user: User, role: str | None, decision: Decision) -
         raise ValidationError("a comment needs text")
 
 
+def _latest_visible(patch: Patch, user: User, role: str | None) -> Review | None:
+    """The patch's latest decision if ``user`` may read it, for the 409's message: an open
+    double read stays blind (:func:`~annotations.permissions.visible_reviews`' rule), so a
+    reviewer who sends an old version learns only that the patch changed, not how."""
+    latest = (Review.objects.filter(patch=patch).select_related("reviewer", "to_label")
+              .order_by("-id").first())
+    if latest is None or role_allows(role, Act.ADJUDICATE) or latest.reviewer_id == user.pk \
+            or patch.status in SETTLED:
+        return latest
+    return None
+
+
 def submit(project: Project, user: User, patch_id: int, decision: Decision) -> Patch:
     """Append ``decision`` to patch ``patch_id``'s history and re-derive its state."""
     role = project.role_of(user)
@@ -99,9 +111,7 @@ def submit(project: Project, user: User, patch_id: int, decision: Decision) -> P
         if patch is None:
             raise ValidationError(f"no patch {patch_id} in project {project.slug}")
         if decision.patch_version != patch.version:
-            latest = (Review.objects.filter(patch=patch).select_related("reviewer", "to_label")
-                      .order_by("-id").first())
-            raise StaleReview(patch, latest)
+            raise StaleReview(patch, _latest_visible(patch, user, role))
         label: LabelClass | None = None
         if decision.label_id is not None:
             label = LabelClass.objects.filter(project=project, pk=decision.label_id).first()

@@ -149,6 +149,36 @@ def test_patch_page_keeps_an_open_double_read_blind(double_read, users, second):
     assert "reviewer" in settled and "nevus" in settled  # settled: the history is open
 
 
+def test_a_stale_decision_on_an_open_double_read_does_not_reveal_the_first_read(
+        double_read, users, second):
+    """A 409 used to name who decided and the class they chose, so sending an old version on
+    purpose (or by a near-simultaneous submit) opened a blind read. It now says only that
+    the patch changed, except to the reader themselves and to admins."""
+    patch = Patch.objects.filter(project=double_read).order_by("id").first()
+    label = other_class(double_read, patch)
+    url = f"/api/projects/{double_read.slug}/patches/{patch.pk}/reviews/"
+    assert post(logged_in(users["reviewer"]), url, {"action": "correct", "patch_version": 1,
+                                                    "label": label}).status_code == 201
+    name = double_read.classes.get(pk=label).name
+
+    stale = post(logged_in(second), url, {"action": "comment", "patch_version": 1,
+                                          "comment": "x"})
+    assert stale.status_code == 409
+    detail = stale.json()["detail"]
+    assert "changed since you loaded it" in detail and "version 2" in detail
+    assert "reviewer" not in detail and name not in detail and "correct" not in detail
+    assert stale.json()["patch"]["current_label"] == patch.current_label_id  # as imported
+    batch = post(logged_in(second), f"/api/projects/{double_read.slug}/reviews/batch/",
+                 {"decisions": [{"patch": patch.pk, "action": "confirm", "patch_version": 1}]})
+    (result,) = batch.json()["results"]
+    assert result["status"] == 409 and name not in result["detail"]
+
+    for who in ("reviewer", "admin"):  # the reader's own decision; an admin sees all
+        mine = post(logged_in(users[who]), url, {"action": "comment", "patch_version": 1,
+                                                 "comment": "x"})
+        assert mine.status_code == 409 and f"'correct to {name}'" in mine.json()["detail"]
+
+
 # Bug 3: project settings ----------------------------------------------------------------
 
 def test_admin_sets_reads_audit_and_lease_time_with_an_audit_row(imported, users, settings):
