@@ -342,13 +342,16 @@ def lease_patch(project: Project, user: User, patch_id: int, name: str) -> Lease
 
 def skip(project: Project, user: User, patch_id: int) -> None:
     """Hand the item back to the others and keep it from this reviewer for a while."""
+    now = timezone.now()
+    mine = Lease.objects.filter(patch__project=project, patch_id=patch_id, reviewer=user,
+                                skipped=False)
+    skipped = {"skipped": True,
+               "expires_at": now + timedelta(seconds=settings.SPIDER_SKIP_SECONDS)}
     with transaction.atomic():
-        changed = Lease.objects.filter(patch__project=project, patch_id=patch_id,
-                                       reviewer=user, skipped=False).update(
-            skipped=True,
-            expires_at=timezone.now() + timedelta(seconds=settings.SPIDER_SKIP_SECONDS))
-        if changed:
-            _unhold([patch_id])
+        if mine.filter(expires_at__gt=now).update(**skipped):
+            _unhold([patch_id])  # only a live lease is in the row's count
+        else:
+            mine.update(**skipped)  # an expired one: kept from them all the same
 
 
 def release(patch: Patch, user: User) -> None:
@@ -358,10 +361,19 @@ def release(patch: Patch, user: User) -> None:
 
 
 def end_lease(patch: Patch, user: User) -> int:
-    """Delete the reviewer's live lease on ``patch`` (0 or 1 rows) without touching the
-    patch row's count: :mod:`annotations.reviewing` folds the count into the UPDATE that
-    records the decision on that (locked) row."""
-    return Lease.objects.filter(patch=patch, reviewer=user, skipped=False).delete()[0]
+    """Delete the reviewer's lease on ``patch``; return 1 if it was live, else 0: the count
+    to take off the patch row, which :mod:`annotations.reviewing` folds into the UPDATE that
+    records the decision on that (locked) row.
+
+    An expired lease may already be out of the row's count: once the row's latest lease
+    expired, the next ``_hold`` restarts the count at 1 for the new holder. Taking an
+    expired lease off it as well would free that holder's slot for a third reviewer. A live
+    lease is always in the count (the row's expiry is at least its own)."""
+    mine = Lease.objects.filter(patch=patch, reviewer=user, skipped=False)
+    live = mine.filter(expires_at__gt=timezone.now()).delete()[0]
+    if not live:
+        mine.delete()  # an expired lease row, if any: nothing else to take off
+    return live
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,14 @@ the cases schemathesis found)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from annotations.models import Lease, Patch
+from annotations.actions import set_membership
+from annotations.models import Lease, Patch, Role
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +65,54 @@ def test_a_held_patch_is_not_leased_to_a_second_reviewer(client, users, imported
     again = post(client, f"{api}/patches/{item['patch']}/lease/", '{"queue": "unreviewed"}')
     assert again.status_code == 200
     assert Lease.objects.filter(patch_id=item["patch"]).count() == 1
+
+
+def expire_leases(patch_id: int) -> None:
+    """What the clock does to the patch's leases once its lease time has passed."""
+    past = timezone.now() - timedelta(seconds=1)
+    Lease.objects.filter(patch_id=patch_id).update(expires_at=past)
+    Patch.objects.filter(pk=patch_id).update(lease_expires=past)
+
+
+@pytest.mark.parametrize("first_reader_then", ["decides", "skips"])
+def test_a_late_decision_on_an_expired_lease_does_not_free_the_next_holders_read(
+        client, users, imported, first_reader_then):
+    """Two reads required. A's lease expired, B leased the patch, then A decided (or
+    skipped) on the expired lease: that took B's lease off the row's count, and 'next'
+    handed the last read, which B held, to a third reviewer too."""
+    imported.reviews_required = 2
+    imported.save()
+    api = f"/api/projects/{imported.slug}"
+    patch = Patch.objects.filter(project=imported).order_by("id").first()
+    third = get_user_model().objects.create_user("third", password="pw")
+    set_membership(imported, third, Role.REVIEWER)
+    second = get_user_model().objects.create_user("second", password="pw")
+    set_membership(imported, second, Role.REVIEWER)
+    lease = json.dumps({"queue": "unreviewed"})
+
+    client.force_login(users["reviewer"])
+    assert post(client, f"{api}/patches/{patch.pk}/lease/", lease).status_code == 200
+    expire_leases(patch.pk)
+    client.force_login(second)
+    assert post(client, f"{api}/patches/{patch.pk}/lease/", lease).status_code == 200
+    client.force_login(users["reviewer"])
+    if first_reader_then == "decides":
+        late = post(client, f"{api}/patches/{patch.pk}/reviews/",
+                    json.dumps({"action": "confirm", "patch_version": patch.version}))
+        assert late.status_code == 201
+        holders = ["second"]  # A's decision is one read, B holds the other
+    else:
+        assert post(client, f"{api}/patches/{patch.pk}/skip/", "{}").status_code == 204
+        client.force_login(third)  # B holds one read; the other is free, for one reviewer
+        assert post(client, f"{api}/patches/{patch.pk}/lease/", lease).status_code == 200
+        holders = ["second", "third"]
+
+    client.force_login(users["admin"])  # a reviewer too: no read is left for them
+    assert post(client, f"{api}/patches/{patch.pk}/lease/", lease).status_code == 409
+    given = post(client, f"{api}/queues/unreviewed/next/", '{"count": 200}').json()["items"]
+    assert patch.pk not in [item["patch"] for item in given], "one read, two holders"
+    live = Lease.objects.filter(patch=patch, expires_at__gt=timezone.now(), skipped=False)
+    assert sorted(live.values_list("reviewer__username", flat=True)) == holders
 
 
 def test_a_refused_item_of_a_batch_never_hides_an_applied_one(reviewer, imported):
