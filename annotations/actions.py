@@ -41,9 +41,10 @@ def get_or_create_project(slug: str, *, name: str = "", organ: str = "") -> Proj
 
 
 def record_import_job(project: Project, kind: str, source: Path | str, options: dict[str, Any],
-                      user: User | None = None) -> ImportJob:
+                      *, confined: bool, user: User | None = None) -> ImportJob:
+    """The job record of an import; ``confined`` unless the operator ran a command."""
     return ImportJob.objects.create(project=project, kind=kind, source=str(source),
-                                    options=options, created_by=user)
+                                    options=options, created_by=user, confined=confined)
 
 
 def start_import(project: Project, user: AnyUser, kind: str, path: str,
@@ -61,7 +62,8 @@ def start_import(project: Project, user: AnyUser, kind: str, path: str,
     with transaction.atomic():
         if (twin := lifecycle.live_twin(ImportJob, project)) is not None:
             raise ValidationError(_busy(twin))
-        job = record_import_job(project, kind, source, options, user=author)
+        job = record_import_job(project, kind, source, options, confined=True,
+                                user=author)
         transaction.on_commit(lambda: tasks.run_import_job.delay(job.pk))
     return job
 

@@ -72,12 +72,14 @@ def test_a_job_that_cannot_start_is_recorded_as_failed(project, tmp_path):
     from annotations.actions import record_import_job
     from annotations.importing.jobs import execute_import_job
 
-    bad_organ = record_import_job(project, ImportJob.Kind.SPIDER, tmp_path, {"organ": "liver"})
+    bad_organ = record_import_job(project, ImportJob.Kind.SPIDER, tmp_path, {"organ": "liver"},
+                                  confined=False)
     execute_import_job(bad_organ)
     bad_organ.refresh_from_db()
     assert bad_organ.status == ImportJob.Status.FAILED and "unknown organ 'liver'" in \
         bad_organ.error
-    empty = record_import_job(project, ImportJob.Kind.FOLDER, tmp_path / "nope", {})
+    empty = record_import_job(project, ImportJob.Kind.FOLDER, tmp_path / "nope", {},
+                              confined=False)
     execute_import_job(empty)
     empty.refresh_from_db()
     assert empty.status == ImportJob.Status.FAILED and "no images found" in empty.error

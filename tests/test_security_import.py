@@ -16,10 +16,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse
 
-from annotations.models import ImportJob, Patch
+from annotations.actions import set_membership
+from annotations.models import ImportJob, Patch, Role
 from tests.fifos import fifo_in_place
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -79,6 +81,35 @@ def test_images_folder_linked_outside_a_root_is_refused(
     shutil.copytree(sample_spider / "images", outside / "images")  # real images, wrong place
     (dataset / "images").symlink_to(outside / "images")
     job = start(client, users, project, dataset)
+    assert job.status == ImportJob.Status.FAILED
+    assert "images: points outside the import folders" in job.error
+    assert not Patch.objects.filter(project=project).exists()
+
+
+def test_a_browser_started_import_stays_confined_after_its_starter_is_deleted(
+        client, users, project, layout, sample_spider, eager):
+    """Whether a job was confined used to be read from created_by, which deleting the user
+    sets null: another admin's resume then read the linked folder outside the roots."""
+    datasets, outside = layout
+    dataset = datasets / "skin"
+    dataset.mkdir()
+    shutil.copy(sample_spider / "metadata.json", dataset / "metadata.json")
+    shutil.copytree(sample_spider / "images", outside / "images")
+    (dataset / "images").symlink_to(outside / "images")
+    starter = get_user_model().objects.create_user("starter", password="pw")
+    set_membership(project, starter, Role.ADMIN)
+    client.force_login(starter)
+    client.post(reverse("start-import", args=[project.slug]),
+                {"kind": "spider", "path": str(dataset)})
+    job = ImportJob.objects.get(project=project)
+    assert job.status == ImportJob.Status.FAILED and "points outside" in job.error
+    starter.delete()
+
+    client.force_login(users["admin"])
+    resumed = client.post(f"/api/projects/{project.slug}/import-jobs/{job.pk}/resume/")
+    assert resumed.status_code == 200
+    job.refresh_from_db()
+    assert job.created_by is None and job.attempts == 2
     assert job.status == ImportJob.Status.FAILED
     assert "images: points outside the import folders" in job.error
     assert not Patch.objects.filter(project=project).exists()

@@ -40,12 +40,14 @@ def check_import_path(path: str, *, file: bool = False) -> Path:
 def execute_import_job(job: ImportJob) -> None:
     """Run ``job``; the outcome (report or error) is recorded on the job itself.
 
-    A job someone started from the browser or the API reads only inside SPIDER_IMPORT_ROOTS,
-    checked again here with every link resolved (the folder may have changed since it was
-    queued); one recorded by a management command is the operator's and reads where it says.
+    A job someone started from the browser or the API (``confined``) reads only inside
+    SPIDER_IMPORT_ROOTS, checked again here with every link resolved (the folder may have
+    changed since it was queued), whoever resumes it and whether or not its starter's account
+    still exists; one recorded by a management command is the operator's and reads where it
+    says.
     """
     options = job.options or {}
-    roots = configured_roots() if job.created_by_id is not None else None
+    roots = configured_roots() if job.confined else None
     try:
         if job.kind == ImportJob.Kind.SPIDER:
             import_spider(job.project, job.source, organ=options.get("organ") or None,

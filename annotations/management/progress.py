@@ -94,7 +94,7 @@ class ImportCommand(ProgressCommand):
             raise CommandError(str(exc)) from exc
         target = get_or_create_project(project, organ=options.get("organ") or "")
         job_options = {k: options.get(k) for k in ("organ", "link", "strict") if k in options}
-        job = record_import_job(target, self.kind, path, job_options)
+        job = record_import_job(target, self.kind, path, job_options, confined=False)
         start, cpu = time.perf_counter(), time.process_time()
         try:
             with self.progress_bar(f"import {path.name}", json_output=json) as progress:

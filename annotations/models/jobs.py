@@ -163,6 +163,11 @@ class ImportJob(TrackedJob):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     source = models.CharField(max_length=1024)
     summary = models.JSONField(null=True, blank=True)
+    # Its own column, not inferred from created_by: that is set null when the user is
+    # deleted, which made a browser-started job the operator's, free to read anywhere.
+    confined = models.BooleanField(
+        default=True, help_text="reads only inside SPIDER_IMPORT_ROOTS (started from the "
+                                "browser or the API); off for a management command's job")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -44,7 +44,8 @@ class Command(ProgressCommand):
         for path in paths:
             job_options = {"mpp": options["mpp"], "min_tissue": options["min_tissue"],
                            "split": options["split"], "name": options["name"]}
-            job = record_import_job(target, ImportJob.Kind.SLIDE, path.resolve(), job_options)
+            job = record_import_job(target, ImportJob.Kind.SLIDE, path.resolve(),
+                                    job_options, confined=False)
             done: list[ImportReport] = []
             try:
                 with self.progress_bar(f"slide {path.name}", json_output=json) as progress:
