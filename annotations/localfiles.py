@@ -12,17 +12,23 @@ import stat
 from pathlib import Path
 
 NOT_REGULAR = "not a regular file"
+LINKED_AWAY = "reached through a symbolic link, not at its recorded path"
 
 
-def open_regular(path: str | os.PathLike[str], *, follow_links: bool = True
-                 ) -> tuple[int, os.stat_result]:
+def open_regular(path: str | os.PathLike[str], *, follow_links: bool = True,
+                 exact: bool = False) -> tuple[int, os.stat_result]:
     """A descriptor of the regular file at ``path`` and its status; anything but a regular
     file raises OSError (the caller closes the descriptor). Opened without blocking, then
     checked: a FIFO named where a tile should be (anyone can make one with mkfifo) would
     otherwise block the open, and the import or export with it, until something writes
-    to it."""
+    to it.
+
+    ``follow_links=False`` refuses a symbolic link as the last part of the path (ELOOP).
+    ``exact`` (which implies it) is for a path resolved earlier, such as a stored tile's:
+    the file opened must be at exactly that path, so a link put in place of any folder on
+    the way since (the dataset's ``images/``, say) is refused too, with ELOOP."""
     flags = (os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
-             | (0 if follow_links else os.O_NOFOLLOW))
+             | (0 if follow_links and not exact else os.O_NOFOLLOW))
     fd = os.open(path, flags)
     try:
         status = os.fstat(fd)
@@ -30,10 +36,26 @@ def open_regular(path: str | os.PathLike[str], *, follow_links: bool = True
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         if not stat.S_ISREG(status.st_mode):
             raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+        if exact and opened_path(fd, status, path) != os.path.abspath(path):
+            raise OSError(errno.ELOOP, LINKED_AWAY, str(path))
     except BaseException:
         os.close(fd)
         raise
     return fd, status
+
+
+def opened_path(fd: int, status: os.stat_result, path: str | os.PathLike[str]) -> str | None:
+    """Where the file open as ``fd`` really is, every link resolved: the kernel's own answer
+    on Linux (one readlink, no race); elsewhere ``path`` resolved by name, if that is still
+    the same file."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        real = os.path.realpath(path)
+        try:
+            return real if os.path.samestat(os.stat(real), status) else None
+        except OSError:
+            return None
 
 
 def too_large(size: int, max_bytes: int) -> str:
@@ -50,17 +72,18 @@ class FileTooLarge(OSError):
         self.size = size
 
 
-def read_file(path: str | os.PathLike[str], *, follow_links: bool = True,
+def read_file(path: str | os.PathLike[str], *, follow_links: bool = True, exact: bool = False,
               max_bytes: int | None = None) -> bytes:
     """A local file's bytes in one read of its size: about half the CPU of
     ``Path.read_bytes`` for a 50 KB tile, which builds a buffered reader and reads a second
     time to find the end. Imports and exports read every tile once, so it adds up.
 
     ``follow_links=False``: a symbolic link as the last component raises ``OSError`` with
-    ``errno.ELOOP`` instead of being opened (the importer then checks where it points).
+    ``errno.ELOOP`` instead of being opened (the importer then checks where it points);
+    ``exact``: so does a link anywhere on the path (:func:`open_regular`).
     ``max_bytes``: a larger file raises :class:`FileTooLarge` before a byte of it is read
     (or once it has grown past it), so a huge file named as a tile costs no memory."""
-    fd, status = open_regular(path, follow_links=follow_links)
+    fd, status = open_regular(path, follow_links=follow_links, exact=exact)
     try:
         size = status.st_size
         if max_bytes is not None and size > max_bytes:

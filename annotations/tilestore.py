@@ -8,6 +8,7 @@ export reads files straight into its Arrow buffers) and None where there is no s
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import IO, TYPE_CHECKING
 
@@ -44,24 +45,39 @@ def delete_stored(names: list[str]) -> None:
 
 def open_tile(tile: Tile) -> IO[bytes]:
     """The tile's file, open for reading. A local one (linked, or under MEDIA_ROOT) is opened
-    by :func:`~annotations.localfiles.open_regular` without following a link: a FIFO put in
-    a linked tile's place would hold the reader (a web worker's thread, an export) until
-    something wrote to it, and a link could point at any file the server can read (the
-    import stored resolved paths)."""
+    by :func:`~annotations.localfiles.open_regular` at exactly its resolved path: a FIFO
+    put in a linked tile's place would hold the reader (a web worker's thread, an export)
+    until something wrote to it, and a symbolic link, in the file's place or in a folder's
+    on the way (the dataset's ``images/``), could point at any file the server can read."""
     if (path := local_path(tile)) is not None:
-        return os.fdopen(open_regular(path, follow_links=False)[0], "rb")
+        return os.fdopen(open_regular(path, exact=True)[0], "rb")
     return default_storage.open(tile.file, "rb")
 
 
 def local_path(tile: Tile) -> str | None:
-    """The tile's file on this machine's file system, for readers that want the file itself;
-    None when the storage is not a FileSystemStorage (its ``path`` may name no real file:
-    Django's InMemoryStorage answers one), so the caller reads through :func:`read_tile`."""
-    if tile.linked:
-        return tile.file
-    if isinstance(storages["default"], FileSystemStorage):
-        return default_storage.path(tile.file)
+    """The tile's file on this machine's file system, every link on the way resolved, for
+    readers that want the file itself and open it ``exact``: a linked tile's path as the
+    import resolved it, a stored one's under MEDIA_ROOT resolved once. None when the
+    storage is not a FileSystemStorage (its ``path`` may name no real file: Django's
+    InMemoryStorage answers one), so the caller reads through :func:`read_tile`."""
+    return local_file_path(tile.file, tile.linked)
+
+
+def local_file_path(file: str, linked: bool) -> str | None:
+    """:func:`local_path` from a tile's ``file`` and ``linked`` columns."""
+    if linked:
+        return file
+    storage = storages["default"]
+    if isinstance(storage, FileSystemStorage):
+        return os.path.join(resolved_folder(str(storage.location)), file)
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def resolved_folder(location: str) -> str:
+    """MEDIA_ROOT with its links resolved (it may be a link to a volume, say), once per
+    value: tiles under it are then opened at exact paths."""
+    return os.path.realpath(location)
 
 
 def read_tile(tile: Tile) -> bytes:
@@ -69,6 +85,6 @@ def read_tile(tile: Tile) -> bytes:
     refused, so not the tile it checked) raises :class:`~annotations.localfiles.FileTooLarge`
     unread."""
     if (path := local_path(tile)) is not None:
-        return read_file(path, follow_links=False, max_bytes=settings.SPIDER_MAX_TILE_BYTES)
+        return read_file(path, exact=True, max_bytes=settings.SPIDER_MAX_TILE_BYTES)
     with open_tile(tile) as handle:
         return handle.read()

@@ -15,12 +15,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from annotations.models import Project, Tile
 from annotations.models.patches import GRID_SIZE
+from annotations.tilestore import local_file_path
 from inference.modeling import Backbone, create_backbone, embed_tiles
 from inference.modeling.pipeline import default_device
 from inference.models import EmbeddingSpace, TileEmbedding
@@ -51,16 +51,14 @@ def missing_tiles(project: Project, space: EmbeddingSpace) -> QuerySet[Tile]:
 
 
 def tile_path(tile_file: str, linked: bool) -> str:
-    """A local path PIL can open in a DataLoader worker."""
-    if linked:
-        return tile_file
-    try:
-        return default_storage.path(tile_file)
-    except NotImplementedError as exc:
+    """A local path, every link on it resolved, that a DataLoader worker opens exactly
+    (:func:`inference.modeling.pipeline.open_tile_file`)."""
+    path = local_file_path(tile_file, linked)
+    if path is None:
         raise RuntimeError(
             "embedding reads tiles from a local filesystem; this storage backend has no "
-            "local paths (mount it, or import with --link)"
-        ) from exc
+            "local paths (mount it, or import with --link)")
+    return path
 
 
 def embed_chunk(project: Project, space: EmbeddingSpace, limit: int) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.core.management import CommandError
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from annotations.exporting import ExportError, export_hf, hf, images
@@ -106,6 +108,26 @@ def test_an_unreadable_context_tile_fails_the_composite_export_naming_the_patch(
     assert not out.exists()
     job = ExportJob.objects.get()
     assert job.status == ExportJob.Status.FAILED and patch.image_name in job.error
+
+
+def test_a_linked_datasets_folder_swapped_for_a_link_fails_the_export(
+        project, sample_spider_4, tmp_path):
+    dataset = tmp_path / "linked"
+    shutil.copytree(sample_spider_4, dataset)
+    call_command("import_spider", str(dataset), project=project.slug, link=True, json=True,
+                 stdout=io.StringIO())
+    outside = tmp_path / "outside"
+    shutil.copytree(dataset / "images", outside)  # the same names; any files would do
+    (dataset / "images").rename(tmp_path / "images.orig")
+    (dataset / "images").symlink_to(outside)
+    first = (Patch.objects.filter(project=project, split="train").select_related("centre_tile")
+             .order_by("id").first())  # the train split is written first
+    out = tmp_path / "hf"
+    with pytest.raises(CommandError, match=(
+            f"patch {first.pk} \\({first.image_name}\\): cannot read its tile "
+            f"{first.centre_tile.file}: reached through a symbolic link")):
+        run_export("--project", project.slug, "--out", str(out))
+    assert not out.exists()
 
 
 def shard_digests(folder) -> dict[str, str]:

@@ -112,6 +112,45 @@ def test_a_linked_tile_replaced_by_a_fifo_a_link_or_nothing_is_a_404(
     assert client.get(url).status_code == 404
 
 
+def test_a_linked_tiles_folder_swapped_for_a_link_is_not_followed(
+        client, users, project, sample_spider, tmp_path):
+    """O_NOFOLLOW guards only the last part of a path: with the dataset's images/ replaced by
+    a link to a folder holding a file of the same name, the tile URL served that file."""
+    dataset = tmp_path / "linked"
+    shutil.copytree(sample_spider, dataset)
+    call_command("import_spider", str(dataset), project=project.slug, link=True, json=True,
+                 stdout=io.StringIO())
+    tile = Patch.objects.filter(project=project).select_related("centre_tile").first().centre_tile
+    client.force_login(users["viewer"])
+    url = reverse("tile-image", args=[tile.pk])
+    assert client.get(url).status_code == 200
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / Path(tile.file).name).write_text("SECRET_KEY=do-not-serve")
+    (dataset / "images").rename(tmp_path / "images.orig")
+    (dataset / "images").symlink_to(outside)
+    response = client.get(url)
+    assert response.status_code == 404 and b"SECRET" not in response.content
+
+
+def test_tiles_stored_under_a_media_root_that_is_a_link_are_served(
+        client, users, project, sample_spider, tmp_path, settings):
+    """MEDIA_ROOT may itself be a link (to a volume, say): stored tiles are opened at their
+    path with MEDIA_ROOT resolved, so the rule above does not refuse them."""
+    real = tmp_path / "volume"
+    real.mkdir()
+    (tmp_path / "media-link").symlink_to(real)
+    settings.MEDIA_ROOT = str(tmp_path / "media-link")
+    call_command("import_spider", str(sample_spider), project=project.slug, json=True,
+                 stdout=io.StringIO())
+    tile = Patch.objects.filter(project=project).select_related("centre_tile").first().centre_tile
+    assert not tile.linked and (real / tile.file).is_file()
+    client.force_login(users["viewer"])
+    response = client.get(reverse("tile-image", args=[tile.pk]))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == (real / tile.file).read_bytes()
+
+
 def test_a_linked_tile_named_as_a_page_or_script_is_not_served_as_one(
         client, users, project, sample_spider, tmp_path):
     """Stored XSS through the dataset's file names: the import checks a tile's bytes (a

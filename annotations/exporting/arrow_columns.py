@@ -75,8 +75,9 @@ def binary_from_files(sources: Sequence[str | bytes], max_bytes: int | None = No
     """A binary column of the files at the paths in ``sources`` (an item that is already
     bytes, e.g. from remote storage, is copied in as is).
 
-    Each file is opened (a regular file, not a symbolic link: the paths given are resolved;
-    :func:`~annotations.localfiles.open_regular`) and sized first, then read with one
+    Each file is opened (a regular file at exactly the path given, which is resolved, so
+    never through a symbolic link: :func:`~annotations.localfiles.open_regular`) and sized
+    first, then read with one
     ``readv`` into its slice of a buffer allocated once (without the GIL). FileReadError
     names the first file that cannot be read, is larger than ``max_bytes`` or changed size
     in between."""
@@ -89,7 +90,7 @@ def binary_from_files(sources: Sequence[str | bytes], max_bytes: int | None = No
                 sizes.append(len(source))
                 continue
             try:
-                fd, status = open_regular(source, follow_links=False)
+                fd, status = open_regular(source, exact=True)
             except OSError as exc:
                 raise FileReadError(position, exc.strerror or str(exc)) from exc
             opened.append(fd)

@@ -61,15 +61,26 @@ class TileReadError(RuntimeError):
 
 
 def open_tile_file(path: str | Path) -> BinaryIO:
-    """The tile file at ``path``, opened without blocking and without following a symbolic
-    link at the last step, refused unless it is a regular file: a FIFO put in a linked
-    tile's place would hang the worker, a link could point anywhere (the importer stored
-    resolved paths). The same rule as ``annotations.localfiles.open_regular``, written again
-    here because this package imports nothing of the project (tests/test_layers.py)."""
+    """The tile file at ``path`` (resolved when the tile was stored), opened without blocking
+    and refused unless it is a regular file at exactly that path: a FIFO put in a linked
+    tile's place would hang the worker, and a symbolic link, in the file's place or in a
+    folder's on the way, could point anywhere. The same rule as
+    ``annotations.localfiles.open_regular(exact=True)``, written again here because this
+    package imports nothing of the project (tests/test_layers.py)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
+        try:
+            real: str | None = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # no /proc: resolve by name, and check it is still this file
+            real = os.path.realpath(path)
+            if not os.path.samestat(os.stat(real), status):
+                real = None
+        if real != os.path.abspath(path):
+            raise OSError(errno.ELOOP, "reached through a symbolic link, not at its recorded "
+                                       "path", str(path))
     except BaseException:
         os.close(fd)
         raise

@@ -96,6 +96,9 @@ def test_a_fifo_or_a_link_in_a_tiles_place_is_refused_not_waited_on(tiles, tmp_p
     (tmp_path / "link.png").symlink_to(tiles[0][1])
     with pytest.raises(TileReadError, match=r"link\.png: .*symbolic links"):
         read_tile(tmp_path / "link.png", 224)
+    (tmp_path / "via").symlink_to(tiles[0][1].parent)  # a link on the way, not at the end
+    with pytest.raises(TileReadError, match=r"via/tile_0\.png: .*reached through a symbolic"):
+        read_tile(tmp_path / "via" / tiles[0][1].name, 224)
 
 
 def test_empty_input_yields_nothing() -> None:
