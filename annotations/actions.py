@@ -26,6 +26,7 @@ from annotations.models import (
     Role,
     TrackedJob,
 )
+from annotations.models.projects import COMMAND_KEYS
 from annotations.permissions import Act, require
 
 if TYPE_CHECKING:
@@ -153,17 +154,15 @@ def cancel_job(user: AnyUser, project: Project, job: TrackedJob) -> TrackedJob:
     return job
 
 
-RESERVED_KEYS = set("sux")  # skip, unsure, exclude on the review page
-
-
 def check_class_fields(project: Project, colour: str, hotkey: str,
                        exclude_id: int | None = None) -> None:
     if not re.fullmatch(r"#[0-9a-fA-F]{6}", colour):
         raise ValidationError(f"colour {colour!r} is not of the form #RRGGBB")
     if hotkey:
-        if len(hotkey) != 1 or not hotkey.isalnum() or hotkey.lower() in RESERVED_KEYS:
+        if len(hotkey) != 1 or not hotkey.isalnum() or hotkey.lower() in COMMAND_KEYS:
+            taken = ", ".join(f"{key} ({command})" for key, command in COMMAND_KEYS.items())
             raise ValidationError(f"hotkey {hotkey!r} must be one letter or digit other than "
-                                  "s, u and x (skip, unsure, exclude)")
+                                  f"the review pages' command keys: {taken}")
         clashes = project.classes.filter(hotkey=hotkey)
         if exclude_id is not None:
             clashes = clashes.exclude(pk=exclude_id)
@@ -179,6 +178,7 @@ def add_class(project: Project, name: str, colour: str = "#888888",
         raise ValidationError("a class name must be non-empty, without surrounding spaces")
     if project.classes.filter(name=name).exists():
         raise ValidationError(f"class {name!r} exists already")
+    hotkey = hotkey.lower()  # the pages match the key pressed in lower case
     check_class_fields(project, colour, hotkey)
     return LabelClass.objects.create(project=project, name=name, colour=colour, hotkey=hotkey,
                                      index=project.classes.count())
@@ -187,6 +187,7 @@ def add_class(project: Project, name: str, colour: str = "#888888",
 def update_class(label: LabelClass, colour: str, hotkey: str) -> LabelClass:
     """Change how a class looks and is typed; names and indexes never change (data and models
     refer to them)."""
+    hotkey = hotkey.lower()  # the pages match the key pressed in lower case
     check_class_fields(label.project, colour, hotkey, exclude_id=label.pk)
     label.colour, label.hotkey = colour, hotkey
     label.save(update_fields=["colour", "hotkey"])

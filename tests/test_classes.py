@@ -16,13 +16,20 @@ def test_admin_adds_and_edits_classes(client, users, imported):
     assert added.index == n and added.hotkey == "k"
     response = client.post(url, {"id": added.id, "colour": "#00aa00", "hotkey": "s"},
                            follow=True)
-    assert "must be one letter or digit other than s, u and x" in response.content.decode()
+    assert "must be one letter or digit other than the review pages' command keys: s (skip)" \
+        in response.content.decode().replace("&#x27;", "'")
+    for command in "nNmM":  # the candidates queue's "no" and "more like this" (found in use)
+        response = client.post(url, {"id": added.id, "colour": "#00aa00", "hotkey": command},
+                               follow=True)
+        assert "command keys" in response.content.decode(), command
+    added.refresh_from_db()
+    assert added.hotkey == "k"
     other = imported.classes.exclude(pk=added.pk).first()
     response = client.post(url, {"id": added.id, "colour": "#00aa00", "hotkey": other.hotkey},
                            follow=True)
     assert "already used by" in response.content.decode()
-    client.post(url, {"id": added.id, "colour": "#00aa00", "hotkey": "q"})
-    added.refresh_from_db()
+    client.post(url, {"id": added.id, "colour": "#00aa00", "hotkey": "Q"})
+    added.refresh_from_db()  # stored as the pages match it: a lower-case key
     assert (added.colour, added.hotkey, added.name) == ("#00aa00", "q", "Kaposi\u2019s sarcoma")
 
 

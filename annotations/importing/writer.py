@@ -16,6 +16,7 @@ from annotations.models import (
     Slide,
     Tile,
 )
+from annotations.models.projects import CLASS_HOTKEYS
 from annotations.signals import patches_created
 from annotations.tilestore import storage_name, store_tile_bytes
 
@@ -30,8 +31,6 @@ PALETTE = (
     "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
     "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31", "#843c39",
 )
-# 1-9 then letters; s, u and x are the review page's skip / unsure / exclude keys.
-HOTKEYS = "123456789abcdefghijklmnopqrtvwyz"
 
 
 # Files are checked in chunks of this many per pool task or file-check request: one Future
@@ -125,7 +124,7 @@ class ProjectWriter:
             return
         next_index = self.project.classes.count()
         used_keys = set(self.project.classes.values_list("hotkey", flat=True))
-        free_keys = [key for key in HOTKEYS if key not in used_keys]
+        free_keys = [key for key in CLASS_HOTKEYS if key not in used_keys]
         created = []
         for offset, name in enumerate(missing):
             index = next_index + offset

@@ -111,6 +111,14 @@ class Membership(models.Model):
         return f"{self.user} is {self.role} of {self.project}"
 
 
+# Letters the review pages give commands (skip, unsure, exclude; in the candidates queue
+# "no" and "more like this"), which a class hotkey may therefore not be: the command wins.
+COMMAND_KEYS = {"s": "skip", "u": "unsure", "x": "exclude", "n": "no", "m": "more like this"}
+# Hotkeys given to imported classes in order: 1-9, then the letters no command takes.
+CLASS_HOTKEYS = "123456789" + "".join(c for c in "abcdefghijklmnopqrstuvwxyz"
+                                      if c not in COMMAND_KEYS)
+
+
 class LabelClass(models.Model):
     """A class label; ``name`` is kept byte for byte as the data spells it (typos included)."""
 
