@@ -23,6 +23,17 @@ def next_shown(page, previous: int) -> int:
     return int(page.evaluate("document.body.dataset.patch"))
 
 
+def wait_js(page, expression: str, seconds: float = 15) -> None:
+    """Poll ``expression`` in the page (page.wait_for_function compiles its predicate with
+    eval, which the site's Content-Security-Policy refuses on some pages)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.05)
+
+
 def wait_reviews(count: int, **filters) -> None:
     import time
 
@@ -120,6 +131,8 @@ def test_grid_relabel_the_odd_ones_and_agree_to_the_rest(page, live_server, user
     other = imported.classes.exclude(pk=label.pk).order_by("index").first()
     page.keyboard.press(other.hotkey)
     page.wait_for_function("document.querySelectorAll('#grid-items figure.done').length === 3")
+    wait_js(page, "document.getElementById('grid-status').textContent"
+                  f".includes('Enter agrees to {n - 3} seen')")  # each whole on screen for 1 s
     page.keyboard.press("Enter")
     wait_reviews(n, reviewer=users["reviewer"])
     for patch_id in ids[:3]:

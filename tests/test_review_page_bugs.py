@@ -10,7 +10,7 @@ import pytest
 
 from annotations.models import LabelClass, Patch, PatchStatus, Review
 from tests.test_browser import ARTIFACTS, log_in
-from tests.test_review_browser import next_shown, shown, wait_reviews
+from tests.test_review_browser import next_shown, shown, wait_js, wait_reviews
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -120,6 +120,8 @@ def test_grid_enter_confirms_only_what_was_on_screen_and_undoes_the_batch(
         other = imported.classes.order_by("index")[1]
         page.keyboard.press(other.hotkey)
         page.wait_for_function("document.querySelectorAll('#grid-items figure.done').length")
+        wait_js(page, "document.getElementById('grid-status').textContent"
+                      f".includes('Enter agrees to {len(on_screen) - 1} seen')")
         page.keyboard.press("Enter")
         page.wait_for_function(
             "document.querySelectorAll('#grid-items figure.done').length > 1", timeout=15000)
@@ -283,5 +285,83 @@ def test_grid_captions_show_the_models_class(browser, live_server, users, modell
         ARTIFACTS.mkdir(exist_ok=True)
         images_loaded(page)
         page.screenshot(path=str(ARTIFACTS / "review_grid_model.png"))
+    finally:
+        context.close()
+
+
+# Found by a browser walk (2026-12-04) -----------------------------------------------------
+
+def test_fast_keys_and_a_double_click_decide_only_patches_that_were_on_screen(
+        sized, live_server, users, imported):
+    """Enter pressed 10 times 60 ms apart confirmed patches still decoding (a blank viewer)
+    or still showing the previous patch's tiles, with time_spent_ms of 140-255; the second
+    click of a double click on a class button corrected the next patch 3 ms after it
+    appeared. Each decision must be about a patch shown for at least 200 ms."""
+    page = sized
+    log_in(page, live_server, "reviewer")
+    page.goto(f"{live_server.url}/p/{imported.slug}/review/?queue=unreviewed")
+    first = shown(page)
+    page.evaluate("""() => { window.decidable = [];
+        new MutationObserver(() => { if (document.body.dataset.patch)
+            window.decidable.push(Number(document.body.dataset.patch)); })
+          .observe(document.body, {attributes: true, attributeFilter: ["data-patch"]}); }""")
+    for _ in range(10):
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(60)
+    page.wait_for_timeout(600)
+    decidable = {first, *page.evaluate("window.decidable")}
+    reviews = list(Review.objects.filter(reviewer=users["reviewer"]))
+    assert 1 <= len(reviews) <= 4, [r.patch_id for r in reviews]  # 660 ms: 200 ms a look
+    assert {r.patch_id for r in reviews} <= decidable, "decided a patch never on screen"
+    assert all(r.time_spent_ms >= 200 for r in reviews), [r.time_spent_ms for r in reviews]
+
+    before = len(reviews)
+    on_screen = shown(page)
+    page.wait_for_timeout(300)
+    label = imported.classes.exclude(pk=Patch.objects.get(pk=on_screen).current_label_id
+                                     ).order_by("index").first()
+    page.dblclick(f"#class-buttons button[data-class='{label.pk}']")
+    page.wait_for_timeout(800)
+    after = list(Review.objects.filter(reviewer=users["reviewer"]).order_by("id"))[before:]
+    assert [(r.patch_id, r.action) for r in after] == [(on_screen, "correct")]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review_fast_keys.png"))
+
+
+def test_grid_enter_twice_sends_one_batch_and_never_confirms_a_page_just_shown(
+        browser, live_server, users, imported):
+    """Enter pressed twice quickly sent the same batch twice (the banner then said
+    'Confirmed 0.' over a wall of the user's own 'changed since you loaded it'); Enter
+    250 ms after the one that loaded the next page confirmed that page unseen."""
+    context = browser.new_context(viewport={"width": 1920, "height": 2600})  # a page fits
+    page = context.new_page()
+    try:
+        log_in(page, live_server, "reviewer")
+        page.goto(f"{live_server.url}/p/{imported.slug}/review/grid/?queue=unreviewed")
+        page.wait_for_selector("#grid-items figure", timeout=15000)
+        figures = page.locator("#grid-items figure")
+        n = figures.count()
+        first_page = {int(figures.nth(i).get_attribute("data-patch")) for i in range(n)}
+        wait_js(page, "document.getElementById('grid-status').textContent"
+                      f".includes('Enter agrees to {n} seen')")
+        page.keyboard.press("Enter")
+        page.keyboard.press("Enter")
+        page.keyboard.press("Enter")
+        wait_js(page, "document.getElementById('banner').textContent.includes('page done')")
+        banner = page.inner_text("#banner")
+        assert f"Confirmed {n}." in banner and "changed since" not in banner, banner
+        assert Review.objects.filter(reviewer=users["reviewer"]).count() == n
+
+        page.keyboard.press("Enter")  # loads the next page ...
+        wait_js(page, "document.querySelectorAll('#grid-items figure:not(.done)').length > 0")
+        page.wait_for_timeout(250)
+        page.keyboard.press("Enter")  # ... and this must not confirm it unseen
+        page.wait_for_timeout(800)
+        decided = set(Review.objects.filter(reviewer=users["reviewer"])
+                      .values_list("patch_id", flat=True))
+        assert decided == first_page
+        assert "Nothing seen to agree to yet" in page.inner_text("#banner")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "review_grid_enter_twice.png"))
     finally:
         context.close()

@@ -5,11 +5,17 @@
 // without waiting (a refused one comes back with the server's explanation).
 // In the candidates queue each patch is proposed as a class: Enter says yes, N no, a class
 // key another class (the answers API); M shows the patches most like the one shown.
+//
+// A decision only ever applies to the patch on screen: while the next one is still
+// decoding the viewer is blank and keys decide nothing, and a key held down (its repeats),
+// the second click of a double click or a press within MIN_LOOK_MS of a patch appearing
+// is ignored: each was a decision about a patch nobody had seen.
 "use strict";
 
 (() => {
   const cfg = JSON.parse(document.getElementById("review-config").textContent);
   const AHEAD = 4; // items kept ready beyond the one shown
+  const MIN_LOOK_MS = 200; // a decision sooner than this after a patch appeared was not about it
   const $ = (id) => document.getElementById(id);
   const grid = document.getElementById("context-grid");
   const classById = new Map(cfg.classes.map((c) => [c.id, c]));
@@ -25,7 +31,8 @@
   const buffer = []; // items ready to show (tiles decoding or decoded)
   const seen = new Set(); // patch ids already shown or buffered in this page
   const history = []; // decisions made here, newest last: {item, saved: Promise<state|null>}
-  let current = null;
+  let current = null; // the item on screen: the only one a decision may apply to
+  let pending = null; // the next item, taken from the buffer, its tiles still decoding
   let shownAt = 0;
   let fetching = null;
   let done = 0;
@@ -58,7 +65,7 @@
     if (fetching || exhausted || buffer.length >= AHEAD) return fetching;
     // The server returns the leases we hold first (shown, buffered, being submitted), then
     // new ones: ask for enough to get AHEAD new items past those.
-    const held = buffer.length + (current ? 1 : 0) + inflight;
+    const held = buffer.length + (current ? 1 : 0) + (pending ? 1 : 0) + inflight;
     const count = Math.min(200, held + AHEAD + 1 - buffer.length);
     const body = Object.assign({count}, window.reviewApi.filters(cfg.filters));
     fetching = api(`/queues/${cfg.queue}/next/`, body).then(({status, data}) => {
@@ -160,19 +167,29 @@
     });
     centreView();
     shownAt = performance.now();
-    // Two frames later the browser has painted this item: tests and benchmarks read it.
+    // Two frames later the browser has painted this item (benchmarks read the time); the
+    // body names it once keys may decide it, MIN_LOOK_MS after it appeared (tests wait so).
     requestAnimationFrame(() => requestAnimationFrame(() => {
       window.reviewPaintedAt = performance.now();
       window.reviewShownPatch = item.patch;
-      document.body.dataset.patch = String(item.patch);
+      setTimeout(() => {
+        if (current === item) document.body.dataset.patch = String(item.patch);
+      }, Math.max(0, MIN_LOOK_MS - (performance.now() - shownAt)));
     }));
+  }
+
+  function blank() {
+    // Nothing on screen, so nothing for a key to decide.
+    current = null;
+    grid.replaceChildren();
+    document.body.dataset.patch = "";
   }
 
   function showNext() {
     const item = buffer.shift();
+    pending = null;
     if (!item) {
-      current = null;
-      grid.replaceChildren();
+      blank();
       $("current-label").textContent = "–";
       $("patch-meta").textContent = "";
       $("model-box").hidden = true;
@@ -181,7 +198,6 @@
       document.querySelectorAll("#class-buttons button").forEach((b) => {
         b.classList.remove("current", "suggested");
       });
-      document.body.dataset.patch = "";
       $("review-status").textContent = "";
       if (refused) return; // said why in refill; asking again would be refused again
       if (exhausted) {
@@ -198,7 +214,11 @@
       return;
     }
     if (item.isReady) paint(item);
-    else { current = item; item.ready.then(() => { if (current === item) paint(item); }); }
+    else {
+      blank(); // never the previous patch's tiles under the next patch's decision
+      pending = item;
+      item.ready.then(() => { if (pending === item) { pending = null; paint(item); } });
+    }
     refill();
   }
 
@@ -257,8 +277,18 @@
     return null;
   }
 
+  // Whether a decision may be taken now on the patch on screen (else says why not).
+  function looked() {
+    if (!current) return false;
+    const since = performance.now() - shownAt;
+    if (since >= MIN_LOOK_MS) return true;
+    say(`Ignored a key pressed ${Math.round(since)} ms after ${current.image_name} appeared: ` +
+        "look at the patch, then decide.", "info");
+    return false;
+  }
+
   function decide(action, extra) {
-    if (!current) return;
+    if (!looked()) return;
     const item = current;
     const body = Object.assign({
       action,
@@ -276,7 +306,7 @@
   // A candidate's answer: "yes" (the proposed class), "no" (never proposed as it again) or
   // "other" with the class it is; yes and other are review rows, undone like any decision.
   function answer(kind, label) {
-    if (!current) return;
+    if (!looked()) return;
     const item = current;
     if (!item.candidate) { say("This patch is not a candidate here.", "info"); return; }
     const body = {proposed: item.candidate.label, answer: kind, patch_version: item.version,
@@ -289,7 +319,7 @@
   }
 
   function chooseClass(classId) {
-    if (!current) return;
+    if (!looked()) return;
     if (candidates && current.candidate) {
       if (classId === current.candidate.label) answer("yes");
       else answer("other", classId);
@@ -316,6 +346,7 @@
     $("done-count").textContent = `${done} decided on this page`;
     const again = await api(`/patches/${last.item.patch}/lease/`, {queue: cfg.queue});
     if (again.status !== 200) { say(again.data.detail || "Could not reopen it", "error"); return; }
+    if (pending) { buffer.unshift(pending); pending = null; }
     if (current) buffer.unshift(current);
     const item = preload(again.data.item);
     await item.ready;
@@ -324,14 +355,14 @@
   }
 
   function acceptModel() {
-    if (!current) return;
+    if (!looked()) return;
     const suggested = suggestion(current);
     if (!suggested) { say("The model has no opinion on this patch.", "info"); return; }
     chooseClass(suggested.id);
   }
 
   function skip() {
-    if (!current) return;
+    if (!looked()) return;
     api(`/patches/${current.patch}/skip/`);
     showNext();
   }
@@ -451,6 +482,7 @@
       return;
     }
     const lower = key.length === 1 ? key.toLowerCase() : key;
+    if (event.repeat) { event.preventDefault(); return; } // a held key: one decision, not many
     const actions = {
       Enter: () => (candidates ? answer("yes") : decide("confirm")),
       n: () => (candidates ? answer("no") : undefined),
@@ -481,6 +513,8 @@
   review.addEventListener("click", (e) => {
     const button = e.target.closest("button");
     if (button && e.detail !== 0) button.blur();
+    // The second click of a double click would decide the next patch, shown meanwhile.
+    if (button && e.detail > 1) e.stopPropagation();
   }, {capture: true});
   $("class-buttons").addEventListener("click", (e) => {
     const button = e.target.closest("button[data-class]");

@@ -1,11 +1,16 @@
 // Grid mode: a page of centre patches; relabel the odd ones out, agree to the rest at once.
 // Every patch still gets its own review row (one batch request per action). Enter agrees
-// only to the patches that have been fully on screen; every batch can be undone.
+// only to the patches that have been fully on screen for SEEN_MS; every batch can be undone.
+// While a batch, an undo or the next page is on its way, keys that decide are ignored: a
+// second Enter used to send the same batch again (and report the user's own decisions as
+// conflicts), or confirm the next page the moment it appeared.
 "use strict";
 
 (() => {
   const cfg = JSON.parse(document.getElementById("review-config").textContent);
   const PAGE = 48;
+  const SEEN_MS = 1000; // on screen this long, whole, before Enter may agree to a patch
+  const MAX_PROBLEMS = 3; // refused items named in the banner; the rest are counted
   const $ = (id) => document.getElementById(id);
   const classById = new Map(cfg.classes.map((c) => [c.id, c]));
   const classByKey = new Map(cfg.classes.filter((c) => c.hotkey).map((c) => [c.hotkey, c]));
@@ -13,22 +18,29 @@
   let focus = 0;
   let anchor = null;
   let batches = []; // what each action on this page did, newest last: [{entries, kind}]
+  let busy = false; // a batch, an undo or a page load is on its way
 
   const api = (path, body) => window.reviewApi.post(cfg.api, path, body);
   const say = window.reviewApi.say;
 
-  // "Seen" = the whole patch has been inside the window at some time on this page.
+  // "Seen" = the whole patch has been inside the window for SEEN_MS at some time on this page.
   const watcher = new IntersectionObserver((records) => {
-    let changed = false;
     for (const r of records) {
       const entry = items.find((e) => e.el === r.target);
-      if (entry && r.isIntersecting && r.intersectionRatio >= 0.99 && !entry.seen) {
-        entry.seen = true;
-        changed = true;
+      if (!entry || entry.seen) continue;
+      clearTimeout(entry.seenTimer);
+      if (r.isIntersecting && r.intersectionRatio >= 0.99) {
+        entry.seenTimer = setTimeout(() => { entry.seen = true; status(); }, SEEN_MS);
       }
     }
-    if (changed) status();
   }, {threshold: [0.99]});
+
+  // Runs ``work`` (a promise-returning action) unless another is on its way.
+  async function exclusive(work) {
+    if (busy) { say("Still saving the last action: wait for its answer.", "info"); return; }
+    busy = true;
+    try { await work(); } finally { busy = false; }
+  }
 
   function captionParts(item) {
     const label = classById.get(item.current_label);
@@ -117,14 +129,19 @@
     if (unseen) text += `; ${unseen} not yet seen left open (scroll to them, then Enter again)`;
     else if (!open) text += "; page done: Enter loads the next page";
     text += ".";
-    if (problems.length) text += " " + problems.join(" ");
+    if (problems.length) {
+      text += " " + problems.slice(0, MAX_PROBLEMS).join(" ");
+      if (problems.length > MAX_PROBLEMS) {
+        text += ` (and ${problems.length - MAX_PROBLEMS} more refused)`;
+      }
+    }
     say(text, problems.length ? "warning" : "info");
     if (batches.length) {
       const undo = document.createElement("button");
       undo.type = "button";
       undo.dataset.undo = "";
       undo.innerHTML = "<kbd>⌫</kbd> undo this batch";
-      undo.addEventListener("click", undoBatch);
+      undo.addEventListener("click", () => exclusive(undoBatch));
       $("banner").append(" ", undo);
     }
   }
@@ -190,22 +207,24 @@
   function relabel(classId) {
     const chosen = items.filter((e) => e.selected && !e.done);
     if (!chosen.length) { say("Select the patches to relabel first.", "info"); return; }
-    send(chosen, (e) => (classId === e.item.current_label
-      ? {action: "confirm"} : {action: "correct", label: classId}), "relabel");
+    exclusive(() => send(chosen, (e) => (classId === e.item.current_label
+      ? {action: "confirm"} : {action: "correct", label: classId}), "relabel"));
   }
 
   function agreeRest() {
     const open = items.filter((e) => !e.done);
-    if (!open.length) { load(); return; }
+    if (!open.length) { exclusive(load); return; }
     const ready = open.filter((e) => !e.selected && e.seen);
     if (!ready.length) {
-      say("Nothing seen to agree to: scroll to the patches not yet seen first.", "info");
+      say("Nothing seen to agree to yet: look at the patches (each counts as seen after " +
+          `${SEEN_MS / 1000} s whole on screen), scroll to the others, then Enter.`, "info");
       return;
     }
-    send(ready, () => ({action: "confirm"}), "confirm");
+    exclusive(() => send(ready, () => ({action: "confirm"}), "confirm"));
   }
 
   async function load() {
+    items.forEach((e) => clearTimeout(e.seenTimer));
     const {status: code, data} = await api(`/queues/${cfg.queue}/next/`,
       Object.assign({count: PAGE}, window.reviewApi.filters(cfg.filters)));
     if (code !== 200) { say(data.detail || `Could not load (HTTP ${code})`, "error"); return; }
@@ -234,12 +253,14 @@
     } else if (key === " ") {
       event.preventDefault(); // never a click on a focused button
       if (items.length) select(focus, false);
+    } else if (event.repeat && (key === "Enter" || key === "Backspace" || classByKey.has(key))) {
+      event.preventDefault(); // a held key: one action, not one per repeat
     } else if (key === "Enter") {
       event.preventDefault();
       agreeRest();
     } else if (key === "Backspace") {
       event.preventDefault();
-      undoBatch();
+      exclusive(undoBatch);
     } else if (key === "Escape") {
       say("");
     } else if (classByKey.has(key)) {
@@ -255,6 +276,6 @@
     const button = e.target.closest("button[data-class]");
     if (button) relabel(Number(button.dataset.class));
   });
-  $("agree-rest").addEventListener("click", agreeRest);
-  load();
+  $("agree-rest").addEventListener("click", (e) => { if (e.detail <= 1) agreeRest(); });
+  exclusive(load);
 })();
