@@ -171,11 +171,17 @@ def check_class_fields(project: Project, colour: str, hotkey: str,
             raise ValidationError(f"hotkey {hotkey!r} is already used by {clash.name!r}")
 
 
+MAX_CLASS_NAME = LabelClass._meta.get_field("name").max_length or 255
+
+
 def add_class(project: Project, name: str, colour: str = "#888888",
               hotkey: str = "") -> LabelClass:
     """Add a class at the next index; the name is kept exactly as typed."""
     if not name or name != name.strip():
         raise ValidationError("a class name must be non-empty, without surrounding spaces")
+    if "\x00" in name or len(name) > MAX_CLASS_NAME:
+        raise ValidationError(f"a class name must be at most {MAX_CLASS_NAME} characters, "
+                              "without NUL characters")
     if project.classes.filter(name=name).exists():
         raise ValidationError(f"class {name!r} exists already")
     hotkey = hotkey.lower()  # the pages match the key pressed in lower case

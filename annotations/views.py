@@ -254,7 +254,9 @@ def classes(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         try:
             if request.POST.get("id"):
-                label = project.classes.filter(pk=request.POST["id"]).first()
+                raw_id = request.POST["id"]
+                label = (project.classes.filter(pk=int(raw_id)).first()
+                         if raw_id.isascii() and raw_id.isdigit() and len(raw_id) < 19 else None)
                 if label is None:
                     raise Http404("No such class")
                 update_class(label, request.POST.get("colour", ""),
@@ -276,9 +278,12 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
     project = access_project(request.user, slug, Act.MANAGE_MEMBERS)
     if request.method == "POST":
         User = get_user_model()
-        user = User.objects.filter(username=request.POST.get("username", "")).first()
+        username = request.POST.get("username", "")
+        # PostgreSQL text cannot hold NUL: no user has such a name (else a 500 from the query)
+        user = (User.objects.filter(username=username).first() if "\x00" not in username
+                else None)
         if user is None:
-            messages.error(request, f"No user named {request.POST.get('username', '')!r}.")
+            messages.error(request, f"No user named {username!r}.")
         elif request.POST.get("action") == "remove":
             if user == request.user:
                 messages.error(request, "You cannot remove yourself.")

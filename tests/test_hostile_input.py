@@ -191,3 +191,62 @@ def test_the_schema_names_the_queues_and_every_error(reviewer):
     listing = paths["/api/projects/{project_slug}/patches/"]["get"]
     size = next(p for p in listing["parameters"] if p["name"] == "page_size")
     assert size["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000}
+
+
+# Found by a review helper through HTTP (2026-12-04): each of these was a 500 -----------------
+
+def test_out_of_range_ids_times_and_nul_strings_are_400s_and_a_batch_applies_nothing(
+        reviewer, imported):
+    api = f"/api/projects/{imported.slug}"
+    patch = Patch.objects.filter(project=imported).order_by("id").first()
+    url = f"{api}/patches/{patch.pk}/reviews/"
+    confirm = {"action": "confirm", "patch_version": patch.version}
+    for bad in ({"time_spent_ms": 3_000_000_000}, {"time_spent_ms": 10**20},
+                {"shown_probabilities": {"a\x00": 1}}, {"shown_probabilities": ["\x00"]},
+                {"action": "correct", "label": 10**20}):
+        response = post(reviewer, url, json.dumps({**confirm, **bad}))
+        assert response.status_code == 400, (bad, response.status_code)
+    batch = post(reviewer, f"{api}/reviews/batch/", json.dumps({"decisions": [
+        {**confirm, "patch": patch.pk},
+        {**confirm, "patch": patch.pk + 1, "time_spent_ms": 3_000_000_000}]}))
+    assert batch.status_code == 400 and "time_spent_ms" in batch.content.decode()
+    too_many = post(reviewer, f"{api}/reviews/batch/", json.dumps({"decisions": [
+        {**confirm, "patch": patch.pk, "action": "comment", "comment": "x"}] * 201}))
+    assert too_many.status_code == 400
+    huge_patch = post(reviewer, f"{api}/reviews/batch/", json.dumps({"decisions": [
+        {**confirm, "patch": 10**20}]}))
+    assert huge_patch.status_code == 400
+    assert not patch.reviews.exists()  # nothing applied by a refused batch
+    assert post(reviewer, f"{api}/queues/unreviewed/next/",
+                json.dumps({"slide": 10**20})).status_code == 400
+    answer = post(reviewer, f"{api}/candidates/{patch.pk}/answer/", json.dumps(
+        {"proposed": 1, "answer": "yes", "patch_version": 1, "time_spent_ms": 10**12}))
+    assert answer.status_code == 400
+    assert reviewer.get(f"{api}/patches/?cursor=cD1hYmM%3D").status_code == 404  # p=abc
+    assert post(reviewer, url, json.dumps(confirm)).status_code == 201  # a good one still goes
+
+
+def test_page_forms_take_nul_characters_and_over_long_values_without_a_500(
+        client, users, imported, settings, tmp_path):
+    from django.urls import reverse
+
+    settings.SPIDER_IMPORT_ROOTS = [str(tmp_path)]
+    client.force_login(users["admin"])
+    classes = reverse("classes", args=[imported.slug])
+    for form in ({"name": "bad\x00name"}, {"name": "x" * 500}):
+        response = client.post(classes, form, follow=True)
+        assert response.status_code == 200
+        assert "without NUL characters" in response.content.decode()
+    assert not imported.classes.filter(name__startswith="x" * 100).exists()
+    for raw_id in ("abc", "1\x00", "9" * 30):
+        response = client.post(classes, {"id": raw_id, "colour": "#000000"})
+        assert response.status_code == 404, raw_id
+    response = client.post(reverse("members", args=[imported.slug]),
+                           {"username": "reviewer\x00", "role": "viewer"}, follow=True)
+    assert response.status_code == 200 and "No user named" in response.content.decode()
+    start = reverse("start-import", args=[imported.slug])
+    for path in (f"{tmp_path}/s2\x00", f"{tmp_path}/" + "x" * 5000):
+        for kind in ("spider", "slide"):
+            response = client.post(start, {"kind": kind, "path": path}, follow=True)
+            assert response.status_code == 200, (kind, path[:40])
+            assert "is not a usable path" in response.content.decode(), (kind, path[:40])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
@@ -25,6 +25,16 @@ class IdCursorPagination(CursorPagination):
             raise ValidationError({self.page_size_query_param: [
                 f"a whole number from 1 to {self.max_page_size}, not {raw[:20]!r}"]})
         return int(raw)
+
+    def decode_cursor(self, request: Request) -> Any:
+        """DRF's cursor, refused as invalid (404, as DRF refuses a malformed one) when its
+        position is not an id: ``p=abc`` reached the query as a ValueError, a 500."""
+        cursor = super().decode_cursor(request)
+        position = None if cursor is None or cursor.position is None else str(cursor.position)
+        if position is not None and not (position.isascii() and position.isdigit()
+                                         and int(position) < 2**63):
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         parameters = super().get_schema_operation_parameters(view)

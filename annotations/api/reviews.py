@@ -43,7 +43,10 @@ from annotations.review_items import review_items
 from annotations.reviewing import EXCLUDE_REASONS, Decision, StaleReview, submit
 from inference.queries import one_active_version
 
+from .fields import id_field, no_nul_characters, time_spent_field
 from .views import ProjectScopedViewSet
+
+MAX_BATCH = 200  # decisions per batch (grid mode sends a page of 48): each is a transaction
 
 
 class DecisionSerializer(serializers.Serializer):
@@ -52,13 +55,14 @@ class DecisionSerializer(serializers.Serializer):
                                              help_text="the version the decision was made on")
     # DRF's serializer metaclass moves declared fields into _declared_fields, so this does not
     # replace Field.label (the field's display label), as the stubs take it to.
-    label = serializers.IntegerField(  # type: ignore[assignment]
+    label = id_field(  # type: ignore[assignment]
         required=False, allow_null=True, help_text="class id, for correct and adjudicate")
     reason = serializers.ChoiceField(choices=EXCLUDE_REASONS, required=False, default="")
     comment = serializers.CharField(required=False, default="", allow_blank=True)
-    time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    time_spent_ms = time_spent_field()
     model_version = serializers.CharField(required=False, default="", allow_blank=True)
-    shown_probabilities = serializers.JSONField(required=False, allow_null=True)
+    shown_probabilities = serializers.JSONField(required=False, allow_null=True,
+                                                validators=[no_nul_characters])
 
 
 
@@ -69,7 +73,7 @@ def to_decision(d: dict, source: str = ReviewSource.SINGLE) -> Decision:
 
 
 class BatchItemSerializer(DecisionSerializer):
-    patch = serializers.IntegerField()
+    patch = id_field()
 
 
 def json_object(request: Request) -> dict[str, Any]:
@@ -86,11 +90,11 @@ class LeaseOneSerializer(serializers.Serializer):
 
 class NextSerializer(serializers.Serializer):
     count = serializers.IntegerField(min_value=1, max_value=200, default=1)
-    current_label = serializers.IntegerField(required=False)
-    predicted_label = serializers.IntegerField(required=False)
-    slide = serializers.IntegerField(required=False)
+    current_label = id_field(required=False)
+    predicted_label = id_field(required=False)
+    slide = id_field(required=False)
     split = serializers.ChoiceField(choices=["train", "test", ""], required=False)
-    proposed_label = serializers.IntegerField(
+    proposed_label = id_field(
         required=False, help_text="candidates queue: the class they were proposed as")
 
 
@@ -193,7 +197,10 @@ def review_patch(request, project_slug: str, patch_id: int):
     return _decide(request, project, patch_id, to_decision(body.validated_data))
 
 
-@extend_schema(request=inline_serializer("Batch", {"decisions": BatchItemSerializer(many=True)}),
+@extend_schema(request=inline_serializer("Batch", {
+                   # DRF passes max_length to the ListSerializer; its stubs do not know it
+                   "decisions": BatchItemSerializer(  # type: ignore[call-arg]
+                       many=True, max_length=MAX_BATCH)}),
                responses=inline_serializer("BatchResult", {
                    "results": serializers.ListField(child=serializers.DictField())}))
 @api_view(["POST"])
@@ -201,7 +208,8 @@ def review_batch(request, project_slug: str):
     """Several decisions (grid mode), each answered on its own, in the order sent: its status
     (201, 400, 403, 409) and the patch's state, so a refused item never hides an applied one."""
     project = access_project(request.user, project_slug, Act.REVIEW)
-    body = BatchItemSerializer(data=json_object(request).get("decisions", []), many=True)
+    body = BatchItemSerializer(  # type: ignore[call-arg]  # (see the schema above)
+        data=json_object(request).get("decisions", []), many=True, max_length=MAX_BATCH)
     body.is_valid(raise_exception=True)
     results = []
     for item in body.validated_data:

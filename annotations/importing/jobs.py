@@ -26,14 +26,18 @@ def check_import_path(path: str, *, file: bool = False) -> Path:
     if not roots:
         command = "import_slide" if file else "import_spider"
         raise ValidationError(BROWSER_IMPORTS_OFF.format(command=command))
-    if not Confinement(roots).allows(Path(path)):
+    try:
+        allowed = Confinement(roots).allows(Path(path))
+        resolved = Path(path).resolve()
+        kind_ok = resolved.is_file() if file else resolved.is_dir()
+    except (OSError, ValueError) as exc:  # a NUL in it, a name too long for the system
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValidationError(f"{path[:200]!r} is not a usable path: {reason}") from exc
+    if not allowed:
         raise ValidationError(f"{path} is not inside an import folder "
                               f"({', '.join(str(r) for r in roots)})")
-    resolved = Path(path).resolve()
-    if file and not resolved.is_file():
-        raise ValidationError(f"{path} is not a file")
-    if not file and not resolved.is_dir():
-        raise ValidationError(f"{path} is not a folder")
+    if not kind_ok:
+        raise ValidationError(f"{path} is not a {'file' if file else 'folder'}")
     return resolved
 
 

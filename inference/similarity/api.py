@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotations.access import access_project
+from annotations.api.fields import id_field, time_spent_field
 from annotations.models import Patch, PatchStatus
 from annotations.permissions import Act
 from annotations.reviewing import StaleReview
@@ -182,13 +183,13 @@ def similarity_jobs(request: Request, project_slug: str) -> Response:
 
 
 class AnswerSerializer(serializers.Serializer):
-    proposed = serializers.IntegerField(help_text="the class the patch was proposed as")
+    proposed = id_field(help_text="the class the patch was proposed as")
     answer = serializers.ChoiceField(choices=ANSWERS)
     patch_version = serializers.IntegerField(min_value=1)
     # DRF's metaclass moves declared fields aside; see annotations.api.reviews.
-    label = serializers.IntegerField(  # type: ignore[assignment]
+    label = id_field(  # type: ignore[assignment]
         required=False, allow_null=True, help_text="for 'other': the class it is")
-    time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    time_spent_ms = time_spent_field()
 
 
 @extend_schema(request=AnswerSerializer, parameters=[OpenApiParameter("patch_id", int,
