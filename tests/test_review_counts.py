@@ -29,6 +29,12 @@ def test_counts_follow_each_decision(page, live_server, users, imported):
     tab = page.text_content(".queues a[data-queue=unreviewed] .count").strip()
     assert tab == str(total - 1)
 
+    page.keyboard.press("Backspace")  # undo: the patch is back, and so is the count, at
+    page.wait_for_function(  # once (the page's own refresh comes every 15 s)
+        f"document.getElementById('queue-left').textContent.startsWith('{total} of')",
+        timeout=5000)
+    assert page.text_content(".queues a[data-queue=unreviewed] .count").strip() == str(total)
+
 
 def test_an_empty_queue_says_who_holds_the_items_and_clears_the_panel(
         page, live_server, users, imported):

@@ -344,6 +344,7 @@
     if (status !== 201) { say(data.detail || `Undo failed (HTTP ${status})`, "error"); return; }
     done -= 1;
     $("done-count").textContent = `${done} decided on this page`;
+    refreshCounts(); // the patch is back in its queues: the tabs and "N of M left" say so
     const again = await api(`/patches/${last.item.patch}/lease/`, {queue: cfg.queue});
     if (again.status !== 200) { say(again.data.detail || "Could not reopen it", "error"); return; }
     if (pending) { buffer.unshift(pending); pending = null; }
