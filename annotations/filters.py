@@ -34,7 +34,7 @@ class PatchFilterSet(django_filters.FilterSet):
     slide = django_filters.ModelChoiceFilter(
         queryset=Slide.objects.none(), label="Slide (id)",
         widget=forms.NumberInput(attrs={"min": 1, "style": "width:6em"}))
-    slide_name = django_filters.CharFilter(field_name="slide__name", label="Slide id")
+    slide_name = django_filters.CharFilter(field_name="slide__name", label="Slide name")
 
     class Meta:
         model = Patch

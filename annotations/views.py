@@ -140,6 +140,10 @@ def patch_list(request: HttpRequest, slug: str) -> HttpResponse:
     after = request.GET.get("after", "")
     if after.isdigit():
         patches = patches.filter(id__gt=int(after))
+    if filterset.is_bound and not filterset.is_valid():
+        # django-filter skips a field it cannot read, which showed every patch as if they
+        # matched: show none, and say which filter to fix.
+        patches = patches.none()
     page = list(patches.order_by("id")[: PAGE_SIZE + 1])
     has_next = len(page) > PAGE_SIZE
     page = page[:PAGE_SIZE]

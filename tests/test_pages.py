@@ -185,3 +185,21 @@ def test_tile_image_is_png_and_cacheable(client, users, imported):
     body = b"".join(response.streaming_content)
     assert response["Content-Type"] == "image/png" and body.startswith(b"\x89PNG")
     assert "immutable" in response["Cache-Control"]
+
+
+def test_the_patch_browser_shows_nothing_for_a_filter_it_cannot_read(client, users, imported):
+    """django-filter skips a field it cannot read: ?slide=99999 showed the first page of
+    every patch under the form error, as if they matched (found by a browser walk)."""
+    client.force_login(users["viewer"])
+    url = reverse("patch-list", args=[imported.slug])
+    assert client.get(url).content.decode().count('class="patch-card"') > 0
+    for query in ("slide=99999", "status=bogus", "current_label=999999"):
+        html = client.get(f"{url}?{query}").content.decode()
+        assert 'class="patch-card"' not in html, query
+        assert "No patches are shown: fix this filter first." in html, query
+        assert "Select a valid choice" in html, query
+    slide = Patch.objects.filter(project=imported).first().slide
+    html = client.get(f"{url}?slide_name={slide.name}").content.decode()
+    assert "fix this filter" not in html and "Slide name" in html
+    assert html.count('class="patch-card"') == min(
+        60, Patch.objects.filter(project=imported, slide=slide).count())
