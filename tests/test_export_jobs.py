@@ -104,6 +104,20 @@ def test_a_failed_export_is_recorded_with_its_reason(client, users, imported, ea
                       ).status_code == 404
 
 
+def test_a_composite_asked_of_a_format_without_one_is_refused_not_dropped(
+        client, users, imported, eager, django_capture_on_commit_callbacks):
+    """The page offered "1120x1120 composite" for every format; the SPIDER layout and CSV
+    exports quietly left it out (found by a browser walk)."""
+    for kind in ("spider", "csv"):
+        with django_capture_on_commit_callbacks(execute=True):
+            page = start(client, users["reviewer"], imported, kind=kind, context="composite")
+        assert "made only for the Hugging Face format" in page.content.decode(), kind
+    assert not ExportJob.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        start(client, users["reviewer"], imported, kind="spider", context="none")
+    assert ExportJob.objects.get().kind == "spider"
+
+
 def test_review_stats_follow_undo_and_agreement(imported, users):
     a, b, c, d = list(Patch.objects.filter(project=imported).order_by("id")[:4])
     classes = list(LabelClass.objects.filter(project=imported).order_by("index"))

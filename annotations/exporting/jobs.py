@@ -45,6 +45,10 @@ def export_options(kind: str, statuses: str | list[str] | None = None, context: 
             raise ExportError(f"context must be one of {', '.join(CONTEXT_CHOICES)}, "
                               f"not {context!r}")
         options["context"] = context
+    elif context not in ("", "none"):  # the page offered it for every format; it was dropped
+        raise ExportError("a context composite is made only for the Hugging Face format (the "
+                          "SPIDER layout carries the 24 neighbour tiles themselves, CSV no "
+                          f"images); not for {kind}")
     options.update({k: v for k, v in extra.items() if v not in (None, "", False)})
     return options
 
