@@ -6,6 +6,7 @@ from functools import cache
 
 from django.urls import get_script_prefix, reverse
 
+from annotations.consensus import decisions_in_force, histories
 from annotations.models import Lease, Patch, Project
 from inference.queries import candidate_proposals, opinions, prototype_opinions
 
@@ -33,8 +34,9 @@ _PROBE = 987_654_321
 def review_items(project: Project, leases: list[Lease],
                  proposed_label: int | None = None) -> list[dict]:
     """One dict per lease, in lease order: the patch, its 5x5 tile URLs, the model's top 3,
-    the nearest class prototype (a second opinion) and, for a candidate, the class it was
-    proposed as (``proposed_label``, or its best proposal) and the seeds that proposed it.
+    the nearest class prototype (a second opinion), for a candidate the class it was
+    proposed as (``proposed_label``, or its best proposal) and the seeds that proposed it,
+    and for a disputed patch (leased to an admin) what each reader decided.
 
     The label shown is the current one, which stays the original until a double read is
     settled, so a second reader never sees the first reader's decision.
@@ -45,6 +47,8 @@ def review_items(project: Project, leases: list[Lease],
     nearest = prototype_opinions(project, ids)
     candidates = [lease.patch_id for lease in leases if lease.queue == "candidates"]
     proposals = candidate_proposals(candidates, proposed_label) if candidates else {}
+    disputed = [lease.patch_id for lease in leases if lease.queue == "disputed"]
+    reads = disputed_reads(disputed) if disputed else {}
     items = []
     for lease in leases:
         patch = patches[lease.patch_id]
@@ -68,5 +72,21 @@ def review_items(project: Project, leases: list[Lease],
             },
             "prototype": nearest.get(patch.pk),
             "candidate": proposals.get(patch.pk),
+            "reads": reads.get(patch.pk),
         })
     return items
+
+
+def disputed_reads(patch_ids: list[int]) -> dict[int, list[dict]]:
+    """The decisions in force on each disputed patch, oldest first: what the adjudicating
+    admin (the only one who may lease a disputed patch) weighs. Never for a read in
+    progress, so no reader sees another's."""
+    reads = {}
+    for patch_id, history in histories(patch_ids).items():
+        decided, _ = decisions_in_force(history)
+        reads[patch_id] = [
+            {"reviewer": review.reviewer.get_username(), "action": review.action,
+             "label": review.to_label_id, "reason": review.reason, "comment": review.comment,
+             "at": review.created_at}
+            for review in sorted(decided.values(), key=lambda r: r.id)]
+    return reads

@@ -9,7 +9,7 @@ import pytest
 
 from annotations.models import Lease, Patch, PatchStatus
 from annotations.reviewing import Decision, submit
-from tests.test_browser import log_in
+from tests.test_browser import ARTIFACTS, log_in
 from tests.test_review_browser import next_shown, shown, wait_reviews
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -31,11 +31,22 @@ def test_an_admin_who_read_a_patch_adjudicates_it_from_the_disputed_queue(
     decide(imported, users["admin"], patch, "correct", other.pk)
     assert Patch.objects.get(pk=patch.pk).status == PatchStatus.DISPUTED
 
+    submit(imported, users["reviewer"], patch.pk, Decision(
+        action="comment", patch_version=Patch.objects.get(pk=patch.pk).version,
+        comment="nuclei look benign"))  # a comment is no decision: not listed as a read
+
     log_in(page, live_server, "admin")
     page.goto(f"{live_server.url}/p/{imported.slug}/review/?queue=disputed")
     assert shown(page) == patch.pk  # not "This queue is empty for you"
+    # What each reader decided is on screen for the admin who settles it (it showed only
+    # the label, as for any read: found by a browser walk).
+    assert page.is_visible("#reads-box")
+    reads = page.inner_text("#reads").splitlines()
+    assert reads == [f"reviewer: {patch.current_label.name}", f"admin: {other.name}"], reads
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review_disputed_reads.png"))
     page.keyboard.press("Enter")  # the label shown (the original) is right
-    wait_reviews(3, patch=patch)
+    wait_reviews(4, patch=patch)
     settled = Patch.objects.get(pk=patch.pk)
     assert (settled.status, settled.current_label_id) == (PatchStatus.CONFIRMED,
                                                           patch.original_label_id)

@@ -149,6 +149,28 @@
       `similarity ${c.similarity.toFixed(3)} to seed patch${c.seeds.length === 1 ? "" : "es"} ${c.seeds.join(", ")}`;
   }
 
+  // A disputed patch: what each reader decided, for the admin who settles it.
+  function paintReads(item) {
+    $("reads-box").hidden = !item.reads;
+    if (!item.reads) return;
+    $("reads").replaceChildren(...item.reads.map((read) => {
+      const li = document.createElement("li");
+      const who = document.createElement("strong");
+      who.textContent = read.reviewer;
+      const label = classById.get(read.label);
+      const what = read.action === "exclude" ? `exclude (${read.reason})`
+        : read.action === "unsure" ? "unsure" : label ? label.name : read.action;
+      li.append(who, `: ${what}`);
+      if (read.comment) {
+        const note = document.createElement("span");
+        note.className = "meta";
+        note.textContent = ` “${read.comment}”`;
+        li.append(note);
+      }
+      return li;
+    }));
+  }
+
   function paint(item) {
     current = item;
     grid.replaceChildren(...item.cells);
@@ -158,6 +180,7 @@
       `${item.image_name} · slide ${item.slide} · ${item.split || "no split"} · ${item.queue}`;
     paintModel(item, label);
     paintCandidate(item);
+    paintReads(item);
     if (similarBox && !similarBox.hidden) similar.setSeeds([item.patch], item.current_label);
     const suggested = suggestion(item);
     document.querySelectorAll("#class-buttons button").forEach((b) => {
@@ -194,6 +217,7 @@
       $("patch-meta").textContent = "";
       $("model-box").hidden = true;
       $("candidate-box").hidden = true;
+      $("reads-box").hidden = true;
       $("prototype-opinion").hidden = true;
       document.querySelectorAll("#class-buttons button").forEach((b) => {
         b.classList.remove("current", "suggested");
