@@ -16,14 +16,21 @@ class LoginRequiredEverywhereMiddleware(LoginRequiredMiddleware):
 
 class DemoAutoLoginMiddleware:
     """Logs anonymous visitors in as SPIDER_DEMO_AUTOLOGIN_USER (settings allow it with DEBUG
-    only), so the local demo opens logged in."""
+    only), so the local demo opens logged in.
+
+    Not a request that brings its own credentials (an ``Authorization`` header) nor one to
+    the token endpoints: logged in by session, such a request was taken as the demo user
+    and its POSTs refused for want of a CSRF cookie, so the README's token example failed
+    on the demo."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
         self.username = settings.DEMO_AUTOLOGIN_USER
 
     def __call__(self, request):
-        if self.username and not request.user.is_authenticated:
+        if (self.username and not request.user.is_authenticated
+                and "HTTP_AUTHORIZATION" not in request.META
+                and not request.path_info.startswith("/api/auth/")):
             user = get_user_model().objects.filter(username=self.username).first()
             if user is not None:
                 login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])

@@ -165,3 +165,24 @@ def test_every_call_checks_the_token_user_and_membership_afresh(client, project,
     inactive = api(client, key, path)
     assert inactive.status_code in (401, 403) and inactive.json()["detail"] == \
         "User inactive or deleted."
+
+
+def test_the_demos_automatic_login_leaves_token_requests_alone(users, imported, settings):
+    """With the demo's automatic login on, POST /api/auth/token/ answered 'CSRF Failed' and
+    a request with a reviewer's token was taken as the demo user (found by a browser walk)."""
+    from django.test import Client
+
+    settings.DEMO_AUTOLOGIN_USER = "admin"
+    client = Client(enforce_csrf_checks=True)  # as curl: no CSRF cookie (middleware is
+    # built on the first request, with the setting)
+    response = client.post(TOKEN, {"username": "reviewer", "password": "pw"})
+    assert response.status_code == 200, response.content
+    token = response.json()["token"]
+    api = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Token {token}")
+    projects = api.get("/api/projects/").json()["results"]
+    assert [p["role"] for p in projects if p["slug"] == imported.slug] == ["reviewer"]
+    leased = api.post(f"/api/projects/{imported.slug}/queues/unreviewed/next/", {"count": 1},
+                      content_type="application/json")
+    assert leased.status_code == 200, leased.content  # no CSRF refusal for a token
+    page = Client().get("/")  # a browser without credentials still opens logged in
+    assert page.status_code == 200 and page.wsgi_request.user.username == "admin"
