@@ -44,8 +44,20 @@ def test_log_in_browse_and_open_a_patch_in_context(page, live_server, users, imp
     page.wait_for_function("""() => [...document.querySelectorAll('#context img')]
                                 .every(img => img.complete && img.naturalWidth === 224)""",
                            timeout=15000)
+    # Tissue at full size: 224 CSS px a tile (it was 128-145), the centre scrolled into the
+    # middle of the pane; "=" fits the whole context, and back.
+    assert inner["width"] == pytest.approx(224, abs=1)
+    pane = page.locator("#context-pane").bounding_box()
+    assert pane["x"] <= inner["x"] and inner["x"] + inner["width"] <= pane["x"] + pane["width"]
+    assert pane["y"] <= inner["y"] and inner["y"] + inner["height"] <= pane["y"] + pane["height"]
+    assert abs((inner["x"] + 112) - (pane["x"] + pane["width"] / 2)) < 20  # centred
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "patch_page.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "patch_page.png"))
+    page.keyboard.press("=")
+    fitted = page.locator("#context").bounding_box()
+    assert fitted["width"] < 1120 and fitted["width"] <= pane["width"] + 1
+    page.keyboard.press("=")
+    assert centre.bounding_box()["width"] == pytest.approx(224, abs=1)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -333,7 +333,7 @@ def test_grid_enter_twice_sends_one_batch_and_never_confirms_a_page_just_shown(
     """Enter pressed twice quickly sent the same batch twice (the banner then said
     'Confirmed 0.' over a wall of the user's own 'changed since you loaded it'); Enter
     250 ms after the one that loaded the next page confirmed that page unseen."""
-    context = browser.new_context(viewport={"width": 1920, "height": 2600})  # a page fits
+    context = browser.new_context(viewport={"width": 1920, "height": 3300})  # a page fits
     page = context.new_page()
     try:
         log_in(page, live_server, "reviewer")

@@ -125,6 +125,7 @@
     if ((key === " " || key === "Enter") && event.target.closest("button, a")) {
       event.preventDefault();
     }
+    if (key === "=") { event.preventDefault(); toggleZoom(); return; }
     if (key === "ArrowLeft") { event.preventDefault(); go(cfg.previous, "previous"); return; }
     if (key === "ArrowRight") { event.preventDefault(); go(cfg.next, "next"); return; }
     if (!cfg.may_review) return;
@@ -150,6 +151,20 @@
     const cls = classByKey.get(lower);
     if (cls) { event.preventDefault(); chooseClass(cls); }
   }
+
+  // The context pane: full size, scrolled so the centre patch is in the middle.
+  const pane = $("context-pane");
+  function centreContext() {
+    pane.scrollLeft = (pane.scrollWidth - pane.clientWidth) / 2;
+    pane.scrollTop = (pane.scrollHeight - pane.clientHeight) / 2;
+  }
+  function toggleZoom() {
+    pane.dataset.zoom = pane.dataset.zoom === "full" ? "fit" : "full";
+    centreContext();
+  }
+  centreContext();
+  window.addEventListener("load", centreContext); // once the styles and tiles are laid out
+  window.addEventListener("resize", centreContext);
 
   document.addEventListener("keydown", onKey);
   const similar = $("similar");
