@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.consensus import decisions_in_force
+from annotations.consensus import SETTLED, decisions_in_force
 from annotations.models import Patch, Project, Review, ReviewAction
 from inference.models import ModelVersion
 
@@ -85,10 +85,14 @@ def analyse(version: ModelVersion, patch_ids: list[int], probs: np.ndarray,
     stats = crowd["annotator_stats"]
     quality = crowd["label_quality"]
     consensus = quality["consensus_label"].to_numpy()
-    current = dict(Patch.objects.filter(pk__in=patches).values_list("id", "current_label_id"))
+    # Only settled patches: on an open double read the consensus is the first reader's
+    # label, which every member (viewers too) would read here while the read is blind.
+    current = {pk: label for pk, label, status in Patch.objects.filter(pk__in=patches)
+               .values_list("id", "current_label_id", "status") if status in SETTLED}
     differs = [{"patch": p, "crowdlab": version.class_names[int(consensus[i])],
                 "quality": round(float(quality["consensus_quality_score"].iloc[i]), 4)}
-               for i, p in enumerate(patches) if class_ids[int(consensus[i])] != current[p]]
+               for i, p in enumerate(patches)
+               if p in current and class_ids[int(consensus[i])] != current[p]]
     candidates = [*zip(patches, scores, strict=True),
                   *zip(unlabelled_ids, scores_unlabelled if unlabelled_ids else [],
                        strict=True)]
