@@ -84,6 +84,13 @@ def test_yes_labels_through_a_review_row_and_no_is_never_proposed_again(client, 
     assert "seed patches" in review.comment and str(review.shown_probabilities[
         "candidate"]["seeds"][0]) in review.comment
     assert Candidate.objects.get(patch=patch, label=label).review == review
+    # Another reviewer's "no", from a page loaded before that "yes", is stale: it used to
+    # turn the accepted candidate (and its review) into a rejected one.
+    client.force_login(users["admin"])
+    late = answer(client, grown, yes, "no")
+    assert late.status_code == 409 and "changed since you loaded it" in late.json()["detail"]
+    assert Candidate.objects.get(patch=patch, label=label).state == "accepted"
+    client.force_login(users["reviewer"])
 
     assert answer(client, grown, no, "no").status_code == 201
     rejected = Candidate.objects.get(patch_id=no["patch"], label=label)

@@ -21,7 +21,7 @@ from annotations import lifecycle
 from annotations.models import LabelClass, Patch, PatchStatus, Project, Review, ReviewAction
 from annotations.permissions import Act, require
 from annotations.queues import release
-from annotations.reviewing import Decision, submit
+from annotations.reviewing import Decision, StaleReview, submit
 from inference.similarity import faiss_index, store
 from inference.similarity.building import NothingToIndex
 from inference.similarity.models import Candidate, SimilarityJob
@@ -131,9 +131,18 @@ def answer(project: Project, user: User, patch_id: int, given: Answer) -> Patch:
         raise ValidationError(f"patch {patch_id} is not a candidate of class {given.proposed}")
     with transaction.atomic():
         if given.answer == "no":
+            # Checked under the patch's lock like any decision: a late "no" (from a page
+            # loaded before another reviewer's "yes") used to turn an accepted candidate,
+            # with its review row, into a rejected one.
             patch = Patch.objects.select_for_update(of=("self",)).get(pk=patch_id)
-            Candidate.objects.filter(pk=candidate.pk).update(
-                state=Candidate.State.REJECTED, answered_by=user, answered_at=timezone.now())
+            if patch.version != given.patch_version:
+                raise StaleReview(patch, None)
+            if not Candidate.objects.filter(pk=candidate.pk, state=Candidate.State.PROPOSED
+                                            ).update(state=Candidate.State.REJECTED,
+                                                     answered_by=user,
+                                                     answered_at=timezone.now()):
+                raise ValidationError(f"patch {patch_id} was answered as a candidate of "
+                                      f"{candidate.label.name} already")
             release(patch, user)
             return patch
         label = given.proposed if given.answer == "yes" else given.label
