@@ -145,6 +145,14 @@ def queue_sizes(project: Project) -> dict[str, int | None]:
             for name in QUEUES}
 
 
+def filtered_size(project: Project, name: str, filters: QueueFilters) -> int | None:
+    """Items left in queue ``name`` that match ``filters`` (what a reviewer with those filters
+    works through), None as in :func:`queue_sizes`."""
+    if not queue_runs(name, active_version(project)):
+        return None
+    return queue_queryset(project, name, filters).count()
+
+
 @dataclass(frozen=True)
 class Elsewhere:
     """Why a queue has nothing for a reviewer although items are left in it."""

@@ -34,6 +34,7 @@ from annotations.queues import (
     QueueFilters,
     audit_estimate,
     elsewhere,
+    filtered_size,
     lease_next,
     lease_patch,
     queue_sizes,
@@ -98,6 +99,17 @@ class NextSerializer(serializers.Serializer):
         required=False, help_text="candidates queue: the class they were proposed as")
 
 
+class QueueSizesQuery(serializers.Serializer):
+    """The optional query of GET queues/: one queue and the review page's filters."""
+
+    queue = serializers.ChoiceField(choices=list(QUEUES), required=False)
+    current_label = id_field(required=False)
+    predicted_label = id_field(required=False)
+    slide = id_field(required=False)
+    split = serializers.ChoiceField(choices=["train", "test", ""], required=False)
+    proposed_label = id_field(required=False)
+
+
 class PatchStateSerializer(serializers.ModelSerializer):
     """The schema of a decision's answer; :func:`_state` writes it (a ModelSerializer
     rebuilds its fields on every use, a cost each decision would pay)."""
@@ -135,14 +147,29 @@ def _decide(request, project, patch_id: int, decision: Decision) -> Response:
     return Response({"patch": _state(patch)}, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(responses=inline_serializer("QueueSizes", {
+@extend_schema(parameters=[QueueSizesQuery], responses=inline_serializer("QueueSizes", {
     "sizes": serializers.DictField(child=serializers.IntegerField(allow_null=True)),
-    "audit": serializers.DictField()}))
+    "audit": serializers.DictField(),
+    "filtered": inline_serializer("FilteredSize", {
+        "queue": serializers.CharField(),
+        "size": serializers.IntegerField(allow_null=True)}, required=False)}))
 @api_view(["GET"])
 def queues(request, project_slug: str):
-    """Items left in each queue (null: needs a model) and the audit sample's error estimate."""
+    """Items left in each queue (null: needs a model) and the audit sample's error estimate;
+    with ``queue`` and a filter (the review page's), also the size of that queue with those
+    filters (``filtered``), since "N of M left" counts what the reviewer works through."""
     project = access_project(request.user, project_slug)
-    return Response({"sizes": queue_sizes(project), "audit": vars(audit_estimate(project))})
+    body: dict[str, object] = {"sizes": queue_sizes(project),
+                               "audit": vars(audit_estimate(project))}
+    query = QueueSizesQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    d = query.validated_data
+    filters = QueueFilters(d.get("current_label"), d.get("predicted_label"), d.get("slide"),
+                           d.get("split") or None, d.get("proposed_label"))
+    if d.get("queue") and filters != QueueFilters():
+        body["filtered"] = {"queue": d["queue"],
+                            "size": filtered_size(project, d["queue"], filters)}
+    return Response(body)
 
 
 QUEUE_PARAMETER = OpenApiParameter("queue", OpenApiTypes.STR, OpenApiParameter.PATH,

@@ -267,13 +267,16 @@
     // Live queue sizes on the tabs, and how many of this queue are left.
     clearTimeout(countsTimer);
     countsTimer = setTimeout(refreshCounts, 15000);
-    const {status, data} = await window.reviewApi.get(cfg.api, "/queues/").catch(() => ({}));
+    // The tabs count whole queues; "N of M left" counts this queue with the page's filters.
+    const query = new URLSearchParams({queue: cfg.queue, ...cfg.filters}).toString();
+    const {status, data} = await window.reviewApi.get(cfg.api, `/queues/?${query}`)
+      .catch(() => ({}));
     if (status !== 200) return;
     for (const [name, size] of Object.entries(data.sizes)) {
       const count = document.querySelector(`.queues a[data-queue="${name}"] .count`);
       if (count && size !== null) count.textContent = size;
     }
-    const left = data.sizes[cfg.queue];
+    const left = data.filtered ? data.filtered.size : data.sizes[cfg.queue];
     if (left === null || left === undefined) return;
     if (startSize === null) startSize = left;
     $("queue-left").textContent = `${left} of ${Math.max(startSize, left)} left in ${cfg.queue}`;
