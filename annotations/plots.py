@@ -14,6 +14,7 @@ this app importing it; the project page shows them inline and
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -52,6 +53,9 @@ def _a(text: object) -> str:
 
 def _n(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d")
 
 
 def _short(name: str, limit: int = 26) -> str:
@@ -183,9 +187,18 @@ def bars(name: str, title: str, categories: Sequence[str],
 
 
 def _x_labels(days: Sequence[str], x_of: Callable[[int], float], y: float) -> list[str]:
+    """Labels under the columns: a date without its year (a run of days), any other name
+    (a model version, on the rounds page) whole or shortened at its end, never cut at its
+    start ("demo-head" was drawn as "head")."""
     every = max(1, math.ceil(len(days) / 8))
-    return [_text(x_of(i), y, day[5:] if len(days) > 1 else day, "middle", 10, MUTED)
+    return [_text(x_of(i), y, _x_label(day, len(days)), "middle", 10, MUTED)
             for i, day in enumerate(days) if i % every == 0 or i == len(days) - 1]
+
+
+def _x_label(day: str, count: int) -> str:
+    if ISO_DATE.fullmatch(day):
+        return day[5:] if count > 1 else day
+    return _short(day, 18)
 
 
 def stacked_columns(name: str, title: str, days: Sequence[str],

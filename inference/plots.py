@@ -127,11 +127,15 @@ def round_remaining_plot(project: Project) -> Plot | None:
     if not rows:
         return None
     names = list(dict.fromkeys(n for r in rows for n in r.remaining_errors))
+    # Each class in its own colour, as on every other page (a class since removed or
+    # renamed falls back to the palette).
+    colour_of = dict(project.classes.values_list("name", "colour"))
     palette = [RED, PURPLE, TEAL, MUTED, "#f79009", "#2e90fa", "#12b76a", "#ee46bc"]
     return stacked_columns("round_remaining", "Estimated wrong labels left per class, per "
                            "version (confident learning)", [r.version for r in rows],
                            [(n, [r.remaining_errors.get(n, 0) for r in rows],
-                             palette[i % len(palette)]) for i, n in enumerate(names)])
+                             colour_of.get(n, palette[i % len(palette)]))
+                            for i, n in enumerate(names)])
 
 
 def round_queue_plot(project: Project) -> Plot | None:

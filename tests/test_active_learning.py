@@ -184,6 +184,15 @@ def test_a_round_runs_after_every_n_settled_decisions_once(imported_4, eager, cl
     assert history[1]["remaining_total"] is not None
     page = admin.get(f"/p/{imported_4.slug}/rounds/").content.decode()
     assert version.name in page and 'id="plot-round_metrics"' in page
+    # Each plot says what it shows above it, and each class keeps its own colour there
+    # (a palette of their own, and version names cut at the start: a browser walk).
+    assert '<p class="plot-title">Test metrics per model version' in page
+    remaining = page[page.index('id="plot-round_remaining"'):]
+    remaining = remaining[:remaining.index("</figure>")]
+    for label in imported_4.classes.all():
+        if f">{label.name}</text>" in remaining:
+            assert f'fill="{label.colour}"' in remaining, label.name
+    assert f">{version.name[:18]}" in remaining or f">{version.name}<" in remaining
     assert "every 3 settled" in page and "Run a round now" in page
     # the round's head (defaults) is not worse than the first: activated, the guard said so
     assert version.is_active and version.training["activation"]["reason"].startswith(
