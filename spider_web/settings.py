@@ -183,9 +183,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_IMPORTS = ["inference.modeling.pipeline"]
 
 REST_FRAMEWORK = {
+    # The token first: DRF answers an anonymous call with the first class's challenge, so a
+    # script without credentials gets 401 (WWW-Authenticate: Token), not a bare 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "spider_web.token_auth.ExpiringTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

@@ -186,3 +186,11 @@ def test_the_demos_automatic_login_leaves_token_requests_alone(users, imported, 
     assert leased.status_code == 200, leased.content  # no CSRF refusal for a token
     page = Client().get("/")  # a browser without credentials still opens logged in
     assert page.status_code == 200 and page.wsgi_request.user.username == "admin"
+
+
+def test_an_api_call_without_credentials_is_a_401_with_the_token_challenge(client):
+    """It was a bare 403 (session authentication came first), where a script expects 401
+    and the scheme to use."""
+    response = client.get("/api/projects/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Token")
