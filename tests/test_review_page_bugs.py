@@ -365,3 +365,27 @@ def test_grid_enter_twice_sends_one_batch_and_never_confirms_a_page_just_shown(
         page.screenshot(path=str(ARTIFACTS / "review_grid_enter_twice.png"))
     finally:
         context.close()
+
+
+def test_no_page_scrolls_sideways_in_a_narrow_window(browser, live_server, users, imported):
+    """At 800 px the project page's imports table (857 px) and the rounds table (1015 px)
+    made the whole page scroll sideways (a browser walk); a wide table now scrolls inside
+    its card."""
+    context = browser.new_context(viewport={"width": 800, "height": 900})
+    page = context.new_page()
+    try:
+        log_in(page, live_server, "admin")
+        base = f"{live_server.url}/p/{imported.slug}"
+        patch = Patch.objects.filter(project=imported).first()
+        for path in ("/", "/patches/", f"/patches/{patch.pk}/", "/review/?queue=unreviewed",
+                     "/review/grid/?queue=unreviewed", "/settings/", "/classes/",
+                     "/members/", "/reviewers/", "/rounds/"):
+            page.goto(base + path)
+            page.wait_for_load_state("load")
+            wide = page.evaluate("document.documentElement.scrollWidth - innerWidth")
+            assert wide <= 1, f"{path} is {wide} px wider than the window"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.goto(base + "/")
+        page.screenshot(path=str(ARTIFACTS / "project_page_800px.png"), full_page=True)
+    finally:
+        context.close()
