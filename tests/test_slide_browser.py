@@ -74,7 +74,12 @@ def test_heatmap_over_the_slide_toggles_and_opens_a_patch(page, live_server, use
     page.wait_for_function("() => window.slideViewer?.world.getItemAt(0)?.getFullyLoaded()",
                            timeout=20000)
     smallest = page.locator(".area-link").last  # listed largest first
+    page.set_viewport_size({"width": 1400, "height": 800})  # a laptop: the list is below
+    smallest.scroll_into_view_if_needed()  # the viewer, scrolled to with the page
     smallest.click()
+    viewer = page.evaluate("(() => { const r = document.getElementById('slide-viewer')"
+                           ".getBoundingClientRect(); return [r.top, r.bottom, innerHeight]; })()")
+    assert viewer[0] >= -1 and viewer[1] <= viewer[2] + 1, viewer  # wholly in the window
     assert page.get_attribute("#slide-viewer", "data-focused") == (
         f'{smallest.get_attribute("data-x")},{smallest.get_attribute("data-y")}')
     page.wait_for_function("""([x, y, w, h]) => {

@@ -142,6 +142,8 @@
         Number(d.x) - margin, Number(d.y) - margin, Number(d.w) + 2 * margin, Number(d.h) + 2 * margin);
       viewer.viewport.fitBounds(bounds);
       host.dataset.focused = `${d.x},${d.y}`;
+      // The list sits below the viewer: bring the whole viewer into the window to show it.
+      host.scrollIntoView({block: "nearest", behavior: "instant"});
     });
   });
 })();
