@@ -203,10 +203,24 @@ def update_class(label: LabelClass, colour: str, hotkey: str) -> LabelClass:
 @transaction.atomic
 def set_membership(project: Project, user: User, role: str) -> Membership:
     """Give ``user`` ``role`` in ``project`` (adding them if they are not a member)."""
+    if Role(role) != Role.ADMIN:
+        _keep_an_admin(project, user)
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": Role(role).value})
     return membership
 
 
+@transaction.atomic
 def remove_membership(project: Project, user: User) -> None:
+    _keep_an_admin(project, user)
     Membership.objects.filter(project=project, user=user).delete()
+
+
+def _keep_an_admin(project: Project, leaving: User) -> None:
+    """Refuse to leave ``project`` without an admin (only a server administrator could then
+    manage its members, classes and settings): ``leaving`` stops being one of its admins."""
+    admins = list(Membership.objects.select_for_update().filter(
+        project=project, role=Role.ADMIN).values_list("user_id", flat=True))
+    if admins == [leaving.pk]:
+        raise ValidationError(f"{leaving.get_username()} is the only admin of {project.name}: "
+                              "make someone else admin first")

@@ -292,15 +292,23 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
             if user == request.user:
                 messages.error(request, "You cannot remove yourself.")
             else:
-                remove_membership(project, user)
-                messages.success(request, f"{user.username} removed.")
+                try:
+                    remove_membership(project, user)
+                except ValidationError as exc:
+                    messages.error(request, " ".join(exc.messages))
+                else:
+                    messages.success(request, f"{user.username} removed.")
         else:
             role = request.POST.get("role", "")
             if role not in Role.values:
                 messages.error(request, f"Unknown role {role!r}.")
             else:
-                set_membership(project, user, role)
-                messages.success(request, f"{user.username} is now {role}.")
+                try:
+                    set_membership(project, user, role)
+                except ValidationError as exc:
+                    messages.error(request, " ".join(exc.messages))
+                else:
+                    messages.success(request, f"{user.username} is now {role}.")
         return redirect("members", slug=project.slug)
     memberships = Membership.objects.filter(project=project).select_related("user") \
         .order_by("user__username")

@@ -95,3 +95,27 @@ def test_tiles_of_other_projects_are_404(client, users, imported, sample_spider)
     tile = Tile.objects.filter(project=imported).first()
     client.force_login(users["outsider"])
     assert client.get(reverse("tile-image", args=[tile.id])).status_code == 404
+
+
+def test_a_project_keeps_an_admin(client, users, project):
+    """Its only admin could make themselves a viewer (or another admin remove the last one),
+    leaving nobody who could manage members, classes or settings."""
+    from annotations.models import Membership
+
+    url = reverse("members", args=[project.slug])
+    client.force_login(users["admin"])
+    page = client.post(url, {"username": "admin", "role": "viewer"}, follow=True)
+    assert "admin is the only admin of Skin: make someone else admin first" in \
+        page.content.decode()
+    def role(name: str) -> str:
+        return Membership.objects.get(project=project, user=users[name]).role
+
+    assert role("admin") == "admin"
+    client.post(url, {"username": "reviewer", "role": "admin"})
+    client.post(url, {"username": "admin", "role": "viewer"})  # now someone else is admin
+    assert role("admin") == "viewer"
+    client.force_login(users["reviewer"])
+    page = client.post(url, {"username": "reviewer", "role": "reviewer"}, follow=True)
+    assert "only admin" in page.content.decode()
+    assert list(Membership.objects.filter(project=project, role="admin")
+                .values_list("user__username", flat=True)) == ["reviewer"]
