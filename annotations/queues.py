@@ -24,6 +24,7 @@ from django.db.models import (
     Exists,
     F,
     IntegerField,
+    Max,
     Min,
     OuterRef,
     Q,
@@ -241,16 +242,23 @@ def _take(project: Project, user: User, name: str, filters: QueueFilters, now: d
     return [row[0] for row in statement.rows(user=user.pk, now=now)]
 
 
-def _hold(patch_ids: list[int], now: datetime, expires: datetime) -> None:
-    """Count new leases on the patch rows (inside the transaction that locked them)."""
-    Patch.objects.filter(pk__in=patch_ids).update(
-        leases_held=_live_leases(now) + 1,
-        lease_expires=Greatest(Coalesce(F("lease_expires"), Value(expires)), Value(expires)))
+def live_lease_counts(now: datetime) -> dict[str, Coalesce | Subquery]:
+    """The patch row's count of live leases and the latest of their expiries, counted from
+    the lease rows themselves, for an UPDATE of the (locked) patch rows. A recount, never
+    +1 or -1: arithmetic on the count drifted once a lease expired (a late decision on an
+    expired lease, or a lease renewed from an expired row, gave one read two holders)."""
+    live = Lease.objects.filter(patch=OuterRef("pk"), skipped=False, expires_at__gt=now)
+    return {
+        "leases_held": Coalesce(Subquery(live.values("patch").annotate(n=Count("id"))
+                                         .values("n")[:1]), Value(0)),
+        "lease_expires": Subquery(live.values("patch").annotate(last=Max("expires_at"))
+                                  .values("last")[:1]),
+    }
 
 
-def _unhold(patch_ids: list[int]) -> None:
-    Patch.objects.filter(pk__in=patch_ids, leases_held__gt=0).update(
-        leases_held=F("leases_held") - 1)
+def recount(patch_ids: list[int], now: datetime) -> None:
+    """Recount the leases on these patch rows (inside the transaction that locked them)."""
+    Patch.objects.filter(pk__in=patch_ids).update(**live_lease_counts(now))
 
 
 def lease_next(project: Project, user: User, name: str, count: int = 1,
@@ -275,12 +283,12 @@ def lease_next(project: Project, user: User, name: str, count: int = 1,
         created: list[Lease] = []
         if wanted > 0:
             ids = _take(project, user, name, filters, now, wanted)
-            _hold(ids, now, expires)
             created = Lease.objects.bulk_create(
                 [Lease(patch_id=i, reviewer=user, queue=name, expires_at=expires)
                  for i in ids],
                 update_conflicts=True, unique_fields=["patch", "reviewer"],
                 update_fields=["queue", "expires_at", "skipped", "created_at"])
+            recount(ids, now)
     for lease in held:
         lease.expires_at = expires
     return held + created
@@ -298,7 +306,7 @@ def _renew_held(project: Project, user: User, name: str, filters: QueueFilters,
     stale = [pid for pid in held_patches if pid not in matching]
     if stale:
         Lease.objects.filter(patch_id__in=stale, reviewer=user).delete()
-        _unhold(stale)
+        recount(stale, now)
     if not matching:
         return []
     held = list(Lease.objects.filter(patch_id__in=matching, reviewer=user, queue=name,
@@ -319,6 +327,10 @@ def lease_patch(project: Project, user: User, patch_id: int, name: str) -> Lease
     """Hold one given patch (the one a reviewer just undid, to decide it again): renew the
     lease they hold, or take a free slot: decisions in force plus others' live leases stay
     within the reads required (one slot for a dispute), so one read never has two holders."""
+    if name == "disputed" and not can(user, project, Act.ADJUDICATE):
+        # as in lease_next: a disputed item carries each reader's decision, and its one
+        # slot is an adjudicating admin's
+        raise QueueError("only project admins adjudicate disputed items")
     patch = Patch.objects.filter(project=project, pk=patch_id).first()
     if patch is None:
         raise QueueError(f"no patch {patch_id} in project {project.slug}")
@@ -340,48 +352,38 @@ def lease_patch(project: Project, user: User, patch_id: int, name: str) -> Lease
                 f"patch {patch.image_name} is leased to another reviewer until "
                 f"{taken.expires_at:%H:%M:%S} UTC" if taken else
                 f"patch {patch.image_name} has no read left for you")
-        lease, created = Lease.objects.update_or_create(
+        lease, _ = Lease.objects.update_or_create(
             patch=patch, reviewer=user,
             defaults={"queue": name, "expires_at": expires, "skipped": False})
-        if created:
-            _hold([patch.pk], now, expires)
+        recount([patch.pk], now)  # a new row, or an expired or skipped one come back to life
     return lease
 
 
 def skip(project: Project, user: User, patch_id: int) -> None:
     """Hand the item back to the others and keep it from this reviewer for a while."""
     now = timezone.now()
-    mine = Lease.objects.filter(patch__project=project, patch_id=patch_id, reviewer=user,
-                                skipped=False)
-    skipped = {"skipped": True,
-               "expires_at": now + timedelta(seconds=settings.SPIDER_SKIP_SECONDS)}
     with transaction.atomic():
-        if mine.filter(expires_at__gt=now).update(**skipped):
-            _unhold([patch_id])  # only a live lease is in the row's count
-        else:
-            mine.update(**skipped)  # an expired one: kept from them all the same
+        # Lock order as everywhere: the patch row first, then its leases.
+        if not list(Patch.objects.select_for_update(of=("self",))
+                    .filter(project=project, pk=patch_id).values_list("id", flat=True)):
+            return
+        if Lease.objects.filter(patch_id=patch_id, reviewer=user, skipped=False).update(
+                skipped=True,
+                expires_at=now + timedelta(seconds=settings.SPIDER_SKIP_SECONDS)):
+            recount([patch_id], now)
 
 
 def release(patch: Patch, user: User) -> None:
-    """The reviewer answered: their lease on ``patch`` ends."""
+    """The reviewer answered: their lease on ``patch`` (locked by the caller) ends."""
     if end_lease(patch, user):
-        _unhold([patch.pk])
+        recount([patch.pk], timezone.now())
 
 
 def end_lease(patch: Patch, user: User) -> int:
-    """Delete the reviewer's lease on ``patch``; return 1 if it was live, else 0: the count
-    to take off the patch row, which :mod:`annotations.reviewing` folds into the UPDATE that
-    records the decision on that (locked) row.
-
-    An expired lease may already be out of the row's count: once the row's latest lease
-    expired, the next ``_hold`` restarts the count at 1 for the new holder. Taking an
-    expired lease off it as well would free that holder's slot for a third reviewer. A live
-    lease is always in the count (the row's expiry is at least its own)."""
-    mine = Lease.objects.filter(patch=patch, reviewer=user, skipped=False)
-    live = mine.filter(expires_at__gt=timezone.now()).delete()[0]
-    if not live:
-        mine.delete()  # an expired lease row, if any: nothing else to take off
-    return live
+    """Delete the reviewer's lease on ``patch`` (0 or 1 rows) without touching the patch row:
+    :mod:`annotations.reviewing` recounts the row's leases in the UPDATE that records the
+    decision on that (locked) row (:func:`live_lease_counts`)."""
+    return Lease.objects.filter(patch=patch, reviewer=user, skipped=False).delete()[0]
 
 
 @dataclass(frozen=True)

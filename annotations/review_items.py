@@ -7,7 +7,7 @@ from functools import cache
 from django.urls import get_script_prefix, reverse
 
 from annotations.consensus import decisions_in_force, histories
-from annotations.models import Lease, Patch, Project
+from annotations.models import Lease, Patch, PatchStatus, Project
 from inference.queries import candidate_proposals, opinions, prototype_opinions
 
 
@@ -47,7 +47,11 @@ def review_items(project: Project, leases: list[Lease],
     nearest = prototype_opinions(project, ids)
     candidates = [lease.patch_id for lease in leases if lease.queue == "candidates"]
     proposals = candidate_proposals(candidates, proposed_label) if candidates else {}
-    disputed = [lease.patch_id for lease in leases if lease.queue == "disputed"]
+    # Only a patch that is disputed now, whatever the lease's queue says: its reads are
+    # settled in the sense that matters (no reader is still to decide blind), and only an
+    # admin may lease from that queue (lease_next, lease_patch).
+    disputed = [lease.patch_id for lease in leases if lease.queue == "disputed"
+                and patches[lease.patch_id].status == PatchStatus.DISPUTED]
     reads = disputed_reads(disputed) if disputed else {}
     items = []
     for lease in leases:

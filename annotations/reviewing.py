@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F, Q, QuerySet, Value
-from django.db.models.functions import Greatest
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from annotations.consensus import SETTLED, decisions_in_force, derive, histories
 from annotations.models import (
@@ -30,7 +30,7 @@ from annotations.models import (
 from annotations.models.projects import percent
 from annotations.permissions import Act, require, role_allows
 from annotations.prepared import columns, first_instances
-from annotations.queues import end_lease
+from annotations.queues import end_lease, live_lease_counts
 from annotations.signals import review_state_changed
 
 if TYPE_CHECKING:
@@ -183,9 +183,8 @@ def _rederive(patch: Patch, project: Project, history: list[Review], released: i
     patch.version += 1
     changes: dict[str, object] = {"status": patch.status, "current_label_id": state.label_id,
                                   "decisions": patch.decisions, "version": patch.version}
-    if released:
-        changes["leases_held"] = Greatest(F("leases_held") - released, Value(0))
-        patch.leases_held = max(0, patch.leases_held - released)
+    if released:  # recounted from the lease rows, in this same UPDATE
+        changes.update(live_lease_counts(timezone.now()))
     Patch.objects.filter(pk=patch.pk).update(**changes)
     if was_unreviewed != (state.status == PatchStatus.UNREVIEWED):  # for the queues' rows
         review_state_changed.send(sender=Patch, patch_id=patch.pk, project_id=patch.project_id,

@@ -115,6 +115,50 @@ def test_a_late_decision_on_an_expired_lease_does_not_free_the_next_holders_read
     assert sorted(live.values_list("reviewer__username", flat=True)) == holders
 
 
+def test_the_row_counts_live_leases_whatever_expired_in_between(client, users, imported):
+    """The row's count of leases was kept by +1 and -1, which drifted once a lease expired:
+    a lease renewed from an expired row was never counted (a third reviewer got the read
+    two held), and an expired lease still counted was never taken off (a free read was
+    hidden). Found by a review helper; the count is now recounted from the lease rows."""
+    imported.reviews_required = 3
+    imported.save()
+    api = f"/api/projects/{imported.slug}"
+    patch = Patch.objects.filter(project=imported).order_by("id").first()
+    names = ("second", "third", "fourth")
+    extra = {n: get_user_model().objects.create_user(n, password="pw") for n in names}
+    for user in extra.values():
+        set_membership(imported, user, Role.REVIEWER)
+    lease = json.dumps({"queue": "unreviewed"})
+
+    def as_user(user):
+        client.force_login(user)
+        return client
+
+    def given_to(user) -> bool:
+        items = post(as_user(user), f"{api}/queues/unreviewed/next/", '{"count": 200}')
+        return patch.pk in [item["patch"] for item in items.json()["items"]]
+
+    a, b = users["reviewer"], extra["second"]
+    assert post(as_user(a), f"{api}/patches/{patch.pk}/lease/", lease).status_code == 200
+    Lease.objects.filter(patch=patch, reviewer=a).update(
+        expires_at=timezone.now() - timedelta(seconds=1))  # A's alone runs out; B's is new
+    assert post(as_user(b), f"{api}/patches/{patch.pk}/lease/", lease).status_code == 200
+    assert post(as_user(a), f"{api}/patches/{patch.pk}/reviews/", json.dumps(
+        {"action": "confirm", "patch_version": patch.version})).status_code == 201
+    # A decided, B holds a read: the third read is free
+    assert given_to(extra["third"]), "a free read was hidden"
+    assert not given_to(extra["fourth"]), "one read, two holders"
+
+    patch.refresh_from_db()
+    expire_leases(patch.pk)  # all run out; B comes back to the same (expired) row
+    assert post(as_user(b), f"{api}/patches/{patch.pk}/lease/", lease).status_code == 200
+    assert post(as_user(extra["third"]), f"{api}/patches/{patch.pk}/lease/",
+                lease).status_code == 200
+    assert not given_to(extra["fourth"]), "the renewed lease was not counted"
+    live = Lease.objects.filter(patch=patch, skipped=False, expires_at__gt=timezone.now())
+    assert sorted(live.values_list("reviewer__username", flat=True)) == ["second", "third"]
+
+
 def test_a_refused_item_of_a_batch_never_hides_an_applied_one(reviewer, imported):
     """Issue 13 item 3: [confirm patch A, reopen patch B] as a reviewer answered 403 for the
     whole batch although A was confirmed. Each item now says what happened to it."""

@@ -179,6 +179,28 @@ def test_a_stale_decision_on_an_open_double_read_does_not_reveal_the_first_read(
         assert mine.status_code == 409 and f"'correct to {name}'" in mine.json()["detail"]
 
 
+def test_only_an_admin_leases_a_patch_as_disputed_and_sees_its_reads(double_read, users,
+                                                                     second):
+    """Leasing one patch took the queue from the body unchecked, and a disputed-queue item
+    carries each reader's decision: a reviewer could read an open double read that way (a
+    review helper found it)."""
+    patch = Patch.objects.filter(project=double_read).order_by("id").first()
+    label = other_class(double_read, patch)
+    decide(double_read, users["reviewer"], patch, "correct", label)
+    url = f"/api/projects/{double_read.slug}/patches/{patch.pk}/lease/"
+    refused = post(logged_in(second), url, {"queue": "disputed"})
+    assert refused.status_code == 400 and "only project admins" in refused.json()["detail"]
+    assert "reads" not in refused.content.decode()
+    admin = logged_in(users["admin"])
+    open_read = post(admin, url, {"queue": "disputed"}).json()["item"]
+    assert open_read["reads"] is None  # not disputed (yet): nothing to weigh, nothing shown
+    decide(double_read, second, patch, "confirm")
+    assert Patch.objects.get(pk=patch.pk).status == PatchStatus.DISPUTED
+    disputed = post(admin, url, {"queue": "disputed"}).json()["item"]
+    assert [(r["reviewer"], r["label"]) for r in disputed["reads"]] == [
+        ("reviewer", label), ("second", patch.current_label_id)]
+
+
 # Bug 3: project settings ----------------------------------------------------------------
 
 def test_admin_sets_reads_audit_and_lease_time_with_an_audit_row(imported, users, settings):
