@@ -36,7 +36,9 @@ def open_regular(path: str | os.PathLike[str], *, follow_links: bool = True,
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         if not stat.S_ISREG(status.st_mode):
             raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
-        if exact and opened_path(fd, status, path) != os.path.abspath(path):
+        if exact and (real := opened_path(fd, status, path)) != os.path.abspath(path):
+            if real is not None and real.endswith(" (deleted)"):  # gone since it was opened
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
             raise OSError(errno.ELOOP, LINKED_AWAY, str(path))
     except BaseException:
         os.close(fd)

@@ -8,7 +8,6 @@ export reads files straight into its Arrow buffers) and None where there is no s
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import IO, TYPE_CHECKING
 
@@ -44,22 +43,30 @@ def delete_stored(names: list[str]) -> None:
 
 
 def open_tile(tile: Tile) -> IO[bytes]:
-    """The tile's file, open for reading. A local one (linked, or under MEDIA_ROOT) is opened
-    by :func:`~annotations.localfiles.open_regular` at exactly its resolved path: a FIFO
-    put in a linked tile's place would hold the reader (a web worker's thread, an export)
-    until something wrote to it, and a symbolic link, in the file's place or in a folder's
-    on the way (the dataset's ``images/``), could point at any file the server can read."""
+    """The tile's file, open for reading. A local one is opened by
+    :func:`~annotations.localfiles.open_regular`, never through a link in its own place: a
+    FIFO put in a linked tile's place would hold the reader (a web worker's thread, an
+    export) until something wrote to it, and a link could point at any file the server can
+    read. A linked tile is opened ``exact`` besides (:func:`opens_exact`)."""
     if (path := local_path(tile)) is not None:
-        return os.fdopen(open_regular(path, exact=True)[0], "rb")
+        return os.fdopen(open_regular(path, follow_links=False, exact=opens_exact(tile))[0],
+                         "rb")
     return default_storage.open(tile.file, "rb")
 
 
+def opens_exact(tile: Tile) -> bool:
+    """Whether the tile's file must be at exactly its recorded path, no link on any folder of
+    it: a linked tile's path was resolved by the import, and its dataset's folders are not
+    the server's (swap ``images/`` for a link and any file of the same name is served). Under
+    MEDIA_ROOT only the server writes, and an operator may well link a folder there to
+    another disk, so a stored tile is refused only through a link in its own place."""
+    return tile.linked
+
+
 def local_path(tile: Tile) -> str | None:
-    """The tile's file on this machine's file system, every link on the way resolved, for
-    readers that want the file itself and open it ``exact``: a linked tile's path as the
-    import resolved it, a stored one's under MEDIA_ROOT resolved once. None when the
-    storage is not a FileSystemStorage (its ``path`` may name no real file: Django's
-    InMemoryStorage answers one), so the caller reads through :func:`read_tile`."""
+    """The tile's file on this machine's file system, for readers that want the file itself;
+    None when the storage is not a FileSystemStorage (its ``path`` may name no real file:
+    Django's InMemoryStorage answers one), so the caller reads through :func:`read_tile`."""
     return local_file_path(tile.file, tile.linked)
 
 
@@ -67,17 +74,9 @@ def local_file_path(file: str, linked: bool) -> str | None:
     """:func:`local_path` from a tile's ``file`` and ``linked`` columns."""
     if linked:
         return file
-    storage = storages["default"]
-    if isinstance(storage, FileSystemStorage):
-        return os.path.join(resolved_folder(str(storage.location)), file)
+    if isinstance(storages["default"], FileSystemStorage):
+        return default_storage.path(file)
     return None
-
-
-@functools.lru_cache(maxsize=8)
-def resolved_folder(location: str) -> str:
-    """MEDIA_ROOT with its links resolved (it may be a link to a volume, say), once per
-    value: tiles under it are then opened at exact paths."""
-    return os.path.realpath(location)
 
 
 def read_tile(tile: Tile) -> bytes:
@@ -85,6 +84,7 @@ def read_tile(tile: Tile) -> bytes:
     refused, so not the tile it checked) raises :class:`~annotations.localfiles.FileTooLarge`
     unread."""
     if (path := local_path(tile)) is not None:
-        return read_file(path, exact=True, max_bytes=settings.SPIDER_MAX_TILE_BYTES)
+        return read_file(path, follow_links=False, exact=opens_exact(tile),
+                         max_bytes=settings.SPIDER_MAX_TILE_BYTES)
     with open_tile(tile) as handle:
         return handle.read()

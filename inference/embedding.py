@@ -9,7 +9,9 @@ or not at all: the cache never holds a gap or a duplicate.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import threading
 from collections.abc import Iterable, Sequence
 
@@ -52,13 +54,24 @@ def missing_tiles(project: Project, space: EmbeddingSpace) -> QuerySet[Tile]:
 
 def tile_path(tile_file: str, linked: bool) -> str:
     """A local path, every link on it resolved, that a DataLoader worker opens exactly
-    (:func:`inference.modeling.pipeline.open_tile_file`)."""
+    (:func:`inference.modeling.pipeline.open_tile_file`): a linked tile's as the import
+    resolved it; a stored one's with its folder under MEDIA_ROOT resolved here (an operator
+    may link a folder there to another disk, see :func:`annotations.tilestore.opens_exact`),
+    once per folder."""
     path = local_file_path(tile_file, linked)
     if path is None:
         raise RuntimeError(
             "embedding reads tiles from a local filesystem; this storage backend has no "
             "local paths (mount it, or import with --link)")
-    return path
+    if linked:
+        return path
+    folder, name = os.path.split(path)
+    return os.path.join(resolved_folder(folder), name)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # tiles/ab/cd/: 65,536 folders at most
+def resolved_folder(folder: str) -> str:
+    return os.path.realpath(folder)
 
 
 def embed_chunk(project: Project, space: EmbeddingSpace, limit: int) -> int:

@@ -28,6 +28,7 @@ def test_log_in_browse_and_open_a_patch_in_context(page, live_server, users, imp
     page.click("text=Patches")
     first = page.locator(".patch-card").first  # an edge patch: blanks too
     first.click()
+    page.wait_for_load_state("load")  # the pane centres itself then: measure after that
     patch = Patch.objects.get(pk=int(page.url.rstrip("/").split("/")[-1]))
     assert page.inner_text("#current-label") == patch.current_label.name
     cells = page.locator("#context .cell")

@@ -133,22 +133,35 @@ def test_a_linked_tiles_folder_swapped_for_a_link_is_not_followed(
     assert response.status_code == 404 and b"SECRET" not in response.content
 
 
-def test_tiles_stored_under_a_media_root_that_is_a_link_are_served(
+def test_tiles_stored_under_a_media_root_or_a_folder_in_it_that_is_a_link_are_read(
         client, users, project, sample_spider, tmp_path, settings):
-    """MEDIA_ROOT may itself be a link (to a volume, say): stored tiles are opened at their
-    path with MEDIA_ROOT resolved, so the rule above does not refuse them."""
-    real = tmp_path / "volume"
-    real.mkdir()
-    (tmp_path / "media-link").symlink_to(real)
+    """MEDIA_ROOT may itself be a link (to a volume, say), or an operator may link its tiles/
+    folder to another disk: only the server writes there, so stored tiles are refused only
+    through a link in their own place, and the tile URL, the export and the embedding
+    pipeline all read them."""
+    from annotations.exporting import export_hf
+    from inference.embedding import tile_path
+    from inference.modeling.pipeline import read_tile as decode_for_embedding
+
+    volume, disk = tmp_path / "volume", tmp_path / "bigdisk"
+    volume.mkdir()
+    disk.mkdir()
+    (volume / "tiles").symlink_to(disk)
+    (tmp_path / "media-link").symlink_to(volume)
     settings.MEDIA_ROOT = str(tmp_path / "media-link")
     call_command("import_spider", str(sample_spider), project=project.slug, json=True,
                  stdout=io.StringIO())
     tile = Patch.objects.filter(project=project).select_related("centre_tile").first().centre_tile
-    assert not tile.linked and (real / tile.file).is_file()
+    assert not tile.linked and tile.file.startswith("tiles/")
+    on_disk = disk / tile.file.removeprefix("tiles/")
+    assert on_disk.is_file()
     client.force_login(users["viewer"])
     response = client.get(reverse("tile-image", args=[tile.pk]))
     assert response.status_code == 200
-    assert b"".join(response.streaming_content) == (real / tile.file).read_bytes()
+    assert b"".join(response.streaming_content) == on_disk.read_bytes()
+    export_hf(project, tmp_path / "hf")
+    assert any((tmp_path / "hf" / "data").iterdir())
+    assert decode_for_embedding(tile_path(tile.file, False), 224).shape == (3, 224, 224)
 
 
 def test_a_linked_tile_named_as_a_page_or_script_is_not_served_as_one(

@@ -70,14 +70,14 @@ class FileReadError(Exception):
         self.position, self.reason = position, reason
 
 
-def binary_from_files(sources: Sequence[str | bytes], max_bytes: int | None = None
-                      ) -> pa.Array:
+def binary_from_files(sources: Sequence[str | bytes], max_bytes: int | None = None,
+                      exact: Sequence[bool] | None = None) -> pa.Array:
     """A binary column of the files at the paths in ``sources`` (an item that is already
     bytes, e.g. from remote storage, is copied in as is).
 
-    Each file is opened (a regular file at exactly the path given, which is resolved, so
-    never through a symbolic link: :func:`~annotations.localfiles.open_regular`) and sized
-    first, then read with one
+    Each file is opened (a regular file, not through a symbolic link in its own place, nor
+    on any folder of its path where ``exact`` says so for it:
+    :func:`~annotations.localfiles.open_regular`) and sized first, then read with one
     ``readv`` into its slice of a buffer allocated once (without the GIL). FileReadError
     names the first file that cannot be read, is larger than ``max_bytes`` or changed size
     in between."""
@@ -90,7 +90,8 @@ def binary_from_files(sources: Sequence[str | bytes], max_bytes: int | None = No
                 sizes.append(len(source))
                 continue
             try:
-                fd, status = open_regular(source, exact=True)
+                fd, status = open_regular(source, follow_links=False,
+                                          exact=bool(exact and exact[position]))
             except OSError as exc:
                 raise FileReadError(position, exc.strerror or str(exc)) from exc
             opened.append(fd)

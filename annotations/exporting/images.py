@@ -20,7 +20,7 @@ from PIL import Image
 
 from annotations.models import Tile
 from annotations.models.patches import GRID_SIZE
-from annotations.tilestore import local_path, read_tile
+from annotations.tilestore import local_path, opens_exact, read_tile
 
 from .arrow_columns import FileReadError, binary_from_files
 from .errors import ExportError
@@ -118,7 +118,9 @@ def read_centres(rows: Sequence[ExportRow]) -> pa.StructArray:
             except OSError as exc:
                 raise FileReadError(position, exc.strerror or str(exc)) from exc
         # the import refused larger files, so a larger one is not the tile it checked
-        return image_column(binary_from_files(sources, settings.SPIDER_MAX_TILE_BYTES))
+        return image_column(binary_from_files(
+            sources, settings.SPIDER_MAX_TILE_BYTES,
+            exact=[opens_exact(row.centre_file) for row in rows]))
     except FileReadError as failed:
         row = rows[failed.position]
         raise ExportError(f"patch {row.patch_id} ({row.image_name}): cannot read its tile "
