@@ -34,6 +34,14 @@ def wait_js(page, expression: str, seconds: float = 15) -> None:
         time.sleep(0.05)
 
 
+def grid_on_screen(page) -> list[int]:
+    """The grid mode patches wholly inside the window now, in page order."""
+    return page.evaluate("""() => [...document.querySelectorAll('#grid-items figure')]
+        .filter((f) => { const r = f.getBoundingClientRect();
+                         return r.top >= 0 && r.bottom <= innerHeight; })
+        .map((f) => Number(f.dataset.patch))""")
+
+
 def wait_reviews(count: int, **filters) -> None:
     import time
 
@@ -126,10 +134,7 @@ def test_grid_relabel_the_odd_ones_and_agree_to_the_rest(page, live_server, user
     assert figures.count() >= 3
     assert figures.first.locator("img").bounding_box()["width"] == 224  # full size
     # The patches wholly on screen (tiles are 224 px, so not a whole page of them).
-    ids = page.evaluate("""() => [...document.querySelectorAll('#grid-items figure')]
-        .filter((f) => { const r = f.getBoundingClientRect();
-                         return r.top >= 0 && r.bottom <= innerHeight; })
-        .map((f) => Number(f.dataset.patch))""")
+    ids = grid_on_screen(page)
     n = len(ids)
     assert n >= 3
     figures.nth(0).click()

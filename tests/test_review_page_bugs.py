@@ -10,7 +10,13 @@ import pytest
 
 from annotations.models import LabelClass, Patch, PatchStatus, Review
 from tests.test_browser import ARTIFACTS, log_in
-from tests.test_review_browser import next_shown, shown, wait_js, wait_reviews
+from tests.test_review_browser import (
+    grid_on_screen,
+    next_shown,
+    shown,
+    wait_js,
+    wait_reviews,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -111,10 +117,7 @@ def test_grid_enter_confirms_only_what_was_on_screen_and_undoes_the_batch(
         page.wait_for_selector("#grid-items figure", timeout=15000)
         figures = page.locator("#grid-items figure")
         n = figures.count()
-        on_screen = page.evaluate("""() => [...document.querySelectorAll('#grid-items figure')]
-            .filter((f) => { const r = f.getBoundingClientRect();
-                             return r.top >= 0 && r.bottom <= innerHeight; })
-            .map((f) => Number(f.dataset.patch))""")
+        on_screen = grid_on_screen(page)
         assert 0 < len(on_screen) < n  # the page has patches below the fold
         figures.nth(0).click()
         other = imported.classes.order_by("index")[1]

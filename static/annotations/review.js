@@ -70,9 +70,10 @@
     const body = Object.assign({count}, window.reviewApi.filters(cfg.filters));
     fetching = api(`/queues/${cfg.queue}/next/`, body).then(({status, data}) => {
       fetching = null;
-      if (status === 400 || status === 403 || status === 404) {
+      if (status === 400 || status === 401 || status === 403 || status === 404) {
         // A refusal, not a hiccup: asking again would get the same answer.
-        refused = data.detail || `HTTP ${status}`;
+        refused = status === 401 ? "You are no longer logged in: reload the page to log in"
+          : data.detail || `HTTP ${status}`;
         exhausted = true;
         say(`${refused}. This page will not ask again: pick another queue above.`, "error");
         return;

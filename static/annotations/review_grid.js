@@ -23,15 +23,20 @@
   const api = (path, body) => window.reviewApi.post(cfg.api, path, body);
   const say = window.reviewApi.say;
 
-  // "Seen" = the whole patch has been inside the window for SEEN_MS at some time on this page.
+  // "Seen" = the whole patch, drawn (its image decoded: a tile still loading shows
+  // nothing), has been inside the window for SEEN_MS at some time on this page.
   const watcher = new IntersectionObserver((records) => {
     for (const r of records) {
       const entry = items.find((e) => e.el === r.target);
       if (!entry || entry.seen) continue;
       clearTimeout(entry.seenTimer);
-      if (r.isIntersecting && r.intersectionRatio >= 0.99) {
+      entry.visible = r.isIntersecting && r.intersectionRatio >= 0.99;
+      if (!entry.visible) continue;
+      entry.el.querySelector("img").decode().then(() => {
+        if (!entry.visible || entry.seen) return;
+        clearTimeout(entry.seenTimer);
         entry.seenTimer = setTimeout(() => { entry.seen = true; status(); }, SEEN_MS);
-      }
+      }, () => undefined); // an image that cannot be drawn is never "seen"
     }
   }, {threshold: [0.99]});
 
@@ -39,7 +44,13 @@
   async function exclusive(work) {
     if (busy) { say("Still saving the last action: wait for its answer.", "info"); return; }
     busy = true;
-    try { await work(); } finally { busy = false; }
+    try {
+      await work();
+    } catch (err) {
+      say(`Network error: ${err}; nothing more was saved. Try again.`, "error");
+    } finally {
+      busy = false;
+    }
   }
 
   function captionParts(item) {
