@@ -165,7 +165,7 @@ def queues(request, project_slug: str):
     query.is_valid(raise_exception=True)
     d = query.validated_data
     filters = QueueFilters(d.get("current_label"), d.get("predicted_label"), d.get("slide"),
-                           d.get("split") or None, d.get("proposed_label"))
+                           d.get("split"), d.get("proposed_label"))  # as next reads them
     if d.get("queue") and filters != QueueFilters():
         body["filtered"] = {"queue": d["queue"],
                             "size": filtered_size(project, d["queue"], filters)}
