@@ -392,3 +392,22 @@ def test_no_page_scrolls_sideways_in_a_narrow_window(browser, live_server, users
         page.screenshot(path=str(ARTIFACTS / "project_page_800px.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_a_patch_whose_centre_will_not_load_can_be_skipped_but_not_decided(
+        sized, live_server, users, imported):
+    """A tile that never loaded left the viewer blank with no key doing anything (keys wait
+    for the patch to be drawn); now the patch is shown as far as it got, and a missing
+    centre can be skipped, never decided. Here every tile request fails."""
+    page = sized
+    log_in(page, live_server, "reviewer")
+    page.route("**/tiles/**", lambda route: route.abort())
+    page.goto(f"{live_server.url}/p/{imported.slug}/review/?queue=unreviewed")
+    first = shown(page)
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    assert "centre patch has not loaded" in page.inner_text("#banner")
+    assert not Review.objects.exists()
+    page.keyboard.press("s")
+    assert next_shown(page, first) != first
+    assert not Review.objects.exists()

@@ -16,6 +16,7 @@
   const cfg = JSON.parse(document.getElementById("review-config").textContent);
   const AHEAD = 4; // items kept ready beyond the one shown
   const MIN_LOOK_MS = 200; // a decision sooner than this after a patch appeared was not about it
+  const SLOW_TILES_MS = 8000; // a patch whose tiles take longer is shown as far as it loaded
   const $ = (id) => document.getElementById(id);
   const grid = document.getElementById("context-grid");
   const classById = new Map(cfg.classes.map((c) => [c.id, c]));
@@ -242,7 +243,19 @@
     else {
       blank(); // never the previous patch's tiles under the next patch's decision
       pending = item;
-      item.ready.then(() => { if (pending === item) { pending = null; paint(item); } });
+      // A tile that never loads must not leave the reviewer on a blank viewer that no key
+      // moves: after a while the patch is shown as far as it got (its centre, if missing,
+      // can be skipped but not decided, see looked()).
+      const slow = setTimeout(() => {
+        if (pending !== item) return;
+        pending = null;
+        paint(item);
+        say("Some tiles of this patch are slow to load; S skips it.", "warning");
+      }, SLOW_TILES_MS);
+      item.ready.then(() => {
+        clearTimeout(slow);
+        if (pending === item) { pending = null; paint(item); }
+      });
     }
     refill();
   }
@@ -272,7 +285,12 @@
     const query = new URLSearchParams({queue: cfg.queue, ...cfg.filters}).toString();
     const {status, data} = await window.reviewApi.get(cfg.api, `/queues/?${query}`)
       .catch(() => ({}));
-    if (status !== 200) return;
+    if (status === 400 && query.includes("&")) {
+      // a filter the API refuses (the next call says why): the tabs still count
+      const plain = await window.reviewApi.get(cfg.api, "/queues/").catch(() => ({}));
+      if (plain.status !== 200) return;
+      Object.assign(data, plain.data);
+    } else if (status !== 200) return;
     for (const [name, size] of Object.entries(data.sizes)) {
       const count = document.querySelector(`.queues a[data-queue="${name}"] .count`);
       if (count && size !== null) count.textContent = size;
@@ -308,6 +326,11 @@
   // Whether a decision may be taken now on the patch on screen (else says why not).
   function looked() {
     if (!current) return false;
+    const centre = current.cells[12];
+    if (centre.decode && !(centre.complete && centre.naturalWidth)) {
+      say("The centre patch has not loaded, so it cannot be decided: S skips it.", "warning");
+      return false;
+    }
     const since = performance.now() - shownAt;
     if (since >= MIN_LOOK_MS) return true;
     say(`Ignored a key pressed ${Math.round(since)} ms after ${current.image_name} appeared: ` +
@@ -391,7 +414,7 @@
   }
 
   function skip() {
-    if (!looked()) return;
+    if (!current) return; // needs no look: it decides nothing
     api(`/patches/${current.patch}/skip/`);
     showNext();
   }
