@@ -274,7 +274,8 @@ def classes(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(request, "Saved.")
         return redirect("classes", slug=project.slug)
     return render(request, "annotations/classes.html", {
-        "project": project, "classes": project.classes.order_by("index")})
+        "project": project, "classes": project.classes.order_by("index"),
+        "can": allowed_actions(request.user, project)})
 
 
 @require_http_methods(["GET", "POST"])
@@ -313,4 +314,5 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
     memberships = Membership.objects.filter(project=project).select_related("user") \
         .order_by("user__username")
     return render(request, "annotations/members.html", {
-        "project": project, "memberships": memberships, "roles": Role.choices})
+        "project": project, "memberships": memberships, "roles": Role.choices,
+        "can": allowed_actions(request.user, project)})
