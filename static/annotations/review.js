@@ -175,6 +175,7 @@
 
   function paint(item) {
     current = item;
+    item.decidable = false; // again after an undo put it back: look first
     grid.replaceChildren(...item.cells);
     const label = classById.get(item.current_label);
     $("current-label").textContent = label ? label.name : "(none)";
@@ -198,7 +199,9 @@
       window.reviewPaintedAt = performance.now();
       window.reviewShownPatch = item.patch;
       setTimeout(() => {
-        if (current === item) document.body.dataset.patch = String(item.patch);
+        if (current !== item) return;
+        item.decidable = true; // keys decide it from now on: one moment for both
+        document.body.dataset.patch = String(item.patch);
       }, Math.max(0, MIN_LOOK_MS - (performance.now() - shownAt)));
     }));
   }
@@ -331,8 +334,8 @@
       say("The centre patch has not loaded, so it cannot be decided: S skips it.", "warning");
       return false;
     }
+    if (current.decidable) return true; // set MIN_LOOK_MS after it was painted
     const since = performance.now() - shownAt;
-    if (since >= MIN_LOOK_MS) return true;
     say(`Ignored a key pressed ${Math.round(since)} ms after ${current.image_name} appeared: ` +
         "look at the patch, then decide.", "info");
     return false;
