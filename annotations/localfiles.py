@@ -24,9 +24,10 @@ def open_regular(path: str | os.PathLike[str], *, follow_links: bool = True,
     to it.
 
     ``follow_links=False`` refuses a symbolic link as the last part of the path (ELOOP).
-    ``exact`` (which implies it) is for a path resolved earlier, such as a stored tile's:
-    the file opened must be at exactly that path, so a link put in place of any folder on
-    the way since (the dataset's ``images/``, say) is refused too, with ELOOP."""
+    ``exact`` (which implies it) is for a path resolved earlier, such as a linked tile's
+    (the import resolved it): the file opened must be at exactly that path, so a link put
+    in place of any folder on the way since (the dataset's ``images/``, say) is refused
+    too, with ELOOP."""
     flags = (os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
              | (0 if follow_links and not exact else os.O_NOFOLLOW))
     fd = os.open(path, flags)

@@ -59,6 +59,14 @@ def modelled(imported):
     return imported
 
 
+def open_grid(page, live_server, project):
+    """Grid mode of the unreviewed queue, as the reviewer; its figures once shown."""
+    log_in(page, live_server, "reviewer")
+    page.goto(f"{live_server.url}/p/{project.slug}/review/grid/?queue=unreviewed")
+    page.wait_for_selector("#grid-items figure", timeout=15000)
+    return page.locator("#grid-items figure")
+
+
 def rect(page, selector: str) -> dict:
     return page.evaluate(f"""() => {{ const r = document.querySelector({selector!r})
         .getBoundingClientRect(); return {{x: r.x, y: r.y, w: r.width, h: r.height}}; }}""")
@@ -107,50 +115,44 @@ def test_refused_queue_says_why_and_stops_asking(sized, live_server, users, impo
 
 # Bug 6 ---------------------------------------------------------------------------------------
 
+
 def test_grid_enter_confirms_only_what_was_on_screen_and_undoes_the_batch(
-        browser, live_server, users, imported):
-    context = browser.new_context(viewport=SMALL)
-    page = context.new_page()
-    try:
-        log_in(page, live_server, "reviewer")
-        page.goto(f"{live_server.url}/p/{imported.slug}/review/grid/?queue=unreviewed")
-        page.wait_for_selector("#grid-items figure", timeout=15000)
-        figures = page.locator("#grid-items figure")
-        n = figures.count()
-        on_screen = grid_on_screen(page)
-        assert 0 < len(on_screen) < n  # the page has patches below the fold
-        figures.nth(0).click()
-        other = imported.classes.order_by("index")[1]
-        page.keyboard.press(other.hotkey)
-        page.wait_for_function("document.querySelectorAll('#grid-items figure.done').length")
-        wait_js(page, "document.getElementById('grid-status').textContent"
-                      f".includes('Enter agrees to {len(on_screen) - 1} seen')")
-        page.keyboard.press("Enter")
-        page.wait_for_function(
-            "document.querySelectorAll('#grid-items figure.done').length > 1", timeout=15000)
-        wait_reviews(len(on_screen), reviewer=users["reviewer"])
-        time.sleep(0.5)
-        decided = set(Review.objects.filter(reviewer=users["reviewer"])
-                      .values_list("patch_id", flat=True))
-        assert decided <= set(on_screen), "confirmed patches never scrolled into view"
-        assert len(decided) == len(on_screen)
-        summary = page.inner_text("#banner")
-        assert f"{len(on_screen) - 1} confirmed" in summary and "1 relabelled" in summary
-        assert f"{n - len(on_screen)} not yet seen" in summary
-        ARTIFACTS.mkdir(exist_ok=True)
-        images_loaded(page)
-        page.screenshot(path=str(ARTIFACTS / "review_grid.png"))
-        page.click("#banner button[data-undo]")
-        page.wait_for_function(
-            "document.querySelectorAll('#grid-items figure.done').length === 1", timeout=15000)
-        deadline = time.monotonic() + 10
-        while (Patch.objects.filter(pk__in=on_screen, status=PatchStatus.CONFIRMED).exists()
-               and time.monotonic() < deadline):
-            time.sleep(0.1)
-        assert not Patch.objects.filter(pk__in=on_screen, status=PatchStatus.CONFIRMED).exists()
-        assert "undone" in page.inner_text("#banner").lower()
-    finally:
-        context.close()
+        sized, live_server, users, imported):
+    page = sized
+    figures = open_grid(page, live_server, imported)
+    n = figures.count()
+    on_screen = grid_on_screen(page)
+    assert 0 < len(on_screen) < n  # the page has patches below the fold
+    figures.nth(0).click()
+    other = imported.classes.order_by("index")[1]
+    page.keyboard.press(other.hotkey)
+    page.wait_for_function("document.querySelectorAll('#grid-items figure.done').length")
+    wait_js(page, "document.getElementById('grid-status').textContent"
+                  f".includes('Enter agrees to {len(on_screen) - 1} seen')")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "document.querySelectorAll('#grid-items figure.done').length > 1", timeout=15000)
+    wait_reviews(len(on_screen), reviewer=users["reviewer"])
+    time.sleep(0.5)
+    decided = set(Review.objects.filter(reviewer=users["reviewer"])
+                  .values_list("patch_id", flat=True))
+    assert decided <= set(on_screen), "confirmed patches never scrolled into view"
+    assert len(decided) == len(on_screen)
+    summary = page.inner_text("#banner")
+    assert f"{len(on_screen) - 1} confirmed" in summary and "1 relabelled" in summary
+    assert f"{n - len(on_screen)} not yet seen" in summary
+    ARTIFACTS.mkdir(exist_ok=True)
+    images_loaded(page)
+    page.screenshot(path=str(ARTIFACTS / "review_grid.png"))
+    page.click("#banner button[data-undo]")
+    page.wait_for_function(
+        "document.querySelectorAll('#grid-items figure.done').length === 1", timeout=15000)
+    deadline = time.monotonic() + 10
+    while (Patch.objects.filter(pk__in=on_screen, status=PatchStatus.CONFIRMED).exists()
+           and time.monotonic() < deadline):
+        time.sleep(0.1)
+    assert not Patch.objects.filter(pk__in=on_screen, status=PatchStatus.CONFIRMED).exists()
+    assert "undone" in page.inner_text("#banner").lower()
 
 
 # Bug 7 ---------------------------------------------------------------------------------------
@@ -331,43 +333,37 @@ def test_fast_keys_and_a_double_click_decide_only_patches_that_were_on_screen(
     page.screenshot(path=str(ARTIFACTS / "review_fast_keys.png"))
 
 
+@pytest.mark.parametrize("sized", [{"width": 1920, "height": 3300}], indirect=True)  # a page fits
 def test_grid_enter_twice_sends_one_batch_and_never_confirms_a_page_just_shown(
-        browser, live_server, users, imported):
+        sized, live_server, users, imported):
     """Enter pressed twice quickly sent the same batch twice (the banner then said
     'Confirmed 0.' over a wall of the user's own 'changed since you loaded it'); Enter
     250 ms after the one that loaded the next page confirmed that page unseen."""
-    context = browser.new_context(viewport={"width": 1920, "height": 3300})  # a page fits
-    page = context.new_page()
-    try:
-        log_in(page, live_server, "reviewer")
-        page.goto(f"{live_server.url}/p/{imported.slug}/review/grid/?queue=unreviewed")
-        page.wait_for_selector("#grid-items figure", timeout=15000)
-        figures = page.locator("#grid-items figure")
-        n = figures.count()
-        first_page = {int(figures.nth(i).get_attribute("data-patch")) for i in range(n)}
-        wait_js(page, "document.getElementById('grid-status').textContent"
-                      f".includes('Enter agrees to {n} seen')")
-        page.keyboard.press("Enter")
-        page.keyboard.press("Enter")
-        page.keyboard.press("Enter")
-        wait_js(page, "document.getElementById('banner').textContent.includes('page done')")
-        banner = page.inner_text("#banner")
-        assert f"Confirmed {n}." in banner and "changed since" not in banner, banner
-        assert Review.objects.filter(reviewer=users["reviewer"]).count() == n
+    page = sized
+    figures = open_grid(page, live_server, imported)
+    n = figures.count()
+    first_page = {int(figures.nth(i).get_attribute("data-patch")) for i in range(n)}
+    wait_js(page, "document.getElementById('grid-status').textContent"
+                  f".includes('Enter agrees to {n} seen')")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    wait_js(page, "document.getElementById('banner').textContent.includes('page done')")
+    banner = page.inner_text("#banner")
+    assert f"Confirmed {n}." in banner and "changed since" not in banner, banner
+    assert Review.objects.filter(reviewer=users["reviewer"]).count() == n
 
-        page.keyboard.press("Enter")  # loads the next page ...
-        wait_js(page, "document.querySelectorAll('#grid-items figure:not(.done)').length > 0")
-        page.wait_for_timeout(250)
-        page.keyboard.press("Enter")  # ... and this must not confirm it unseen
-        page.wait_for_timeout(800)
-        decided = set(Review.objects.filter(reviewer=users["reviewer"])
-                      .values_list("patch_id", flat=True))
-        assert decided == first_page
-        assert "Nothing seen to agree to yet" in page.inner_text("#banner")
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "review_grid_enter_twice.png"))
-    finally:
-        context.close()
+    page.keyboard.press("Enter")  # loads the next page ...
+    wait_js(page, "document.querySelectorAll('#grid-items figure:not(.done)').length > 0")
+    page.wait_for_timeout(250)
+    page.keyboard.press("Enter")  # ... and this must not confirm it unseen
+    page.wait_for_timeout(800)
+    decided = set(Review.objects.filter(reviewer=users["reviewer"])
+                  .values_list("patch_id", flat=True))
+    assert decided == first_page
+    assert "Nothing seen to agree to yet" in page.inner_text("#banner")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review_grid_enter_twice.png"))
 
 
 def test_no_page_scrolls_sideways_in_a_narrow_window(browser, live_server, users, imported):
